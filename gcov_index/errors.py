@@ -1,0 +1,38 @@
+"""The few exception types a user can meet; each carries a one-line message naming the input."""
+
+from __future__ import annotations
+
+
+class GcovIndexError(Exception):
+    """Base class: ``str(err)`` is one line that names the input and what is wrong."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class BadInputError(GcovIndexError):
+    """An argument, a name or a file is not what gcov-index expects."""
+
+    exit_code = 2
+
+
+class NotGcovError(BadInputError):
+    """A file that is not HDF5, or an HDF5 file that is not a NISAR L2 GCOV granule."""
+
+
+class GridMismatchError(BadInputError):
+    """Granules whose grids (EPSG, shape or coordinates) differ cannot be stacked."""
+
+
+class AccessError(GcovIndexError):
+    """A source or store could not be reached: missing file, unreachable URL, refused request."""
+
+    exit_code = 3
+
+
+class AuthError(AccessError):
+    """A missing, rejected or expired Earthdata token or S3 credential."""
+
+    exit_code = 4

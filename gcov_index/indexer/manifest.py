@@ -1,0 +1,116 @@
+"""GranuleManifest: what one scan of one granule yields, and its cache file form.
+
+An array is either *virtual* (chunk references into the granule: key -> (offset, length), plus
+the few chunks that had to be re-encoded and inlined) or *materialised* (its values, read once at
+scan time: strings, scalars, contiguous arrays and single-chunk tables outside the grids).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..granule import Granule
+
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class ArrayManifest:
+    path: str  # inside the tree, no leading slash
+    shape: tuple[int, ...]
+    dtype: str  # numpy dtype string: "<f4", "<c8", "|u1", "|S91", ...
+    dims: tuple[str | None, ...]  # a dimension-scale name, or None (a phony dimension)
+    attrs: dict
+    fill_value: object = None  # the CF fill (_FillValue), JSON-encoded as zarr v2 does
+    is_scale: bool = False
+    chunks: tuple[int, ...] | None = None  # None: materialised
+    filters: list[dict] | None = None  # numcodecs configs applied before the compressor
+    compressor: dict | None = None
+    refs: dict[str, tuple[int, int]] = field(default_factory=dict)  # "i.j" -> (offset, length)
+    inline: dict[str, bytes] = field(default_factory=dict)  # re-encoded chunks
+    data: np.ndarray | None = None
+
+    @property
+    def virtual(self) -> bool:
+        return self.chunks is not None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def group(self) -> str:
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+
+
+@dataclass
+class GranuleManifest:
+    granule: Granule
+    url: str  # where the chunk references point
+    fingerprint: dict  # {"size": int, "etag": str|None, "mtime": str|None}
+    start_time: np.datetime64  # identification/zeroDopplerStartTime, ns precision
+    root_attrs: dict
+    groups: dict[str, dict]  # group path -> attrs ("" is the root)
+    arrays: dict[str, ArrayManifest]
+
+    @property
+    def n_chunks(self) -> int:
+        return sum(len(a.refs) + len(a.inline) for a in self.arrays.values())
+
+    # -- cache form --------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        arrays = []
+        for a in self.arrays.values():
+            d = asdict(a)
+            d["refs"] = {k: list(v) for k, v in a.refs.items()}
+            d["inline"] = {k: base64.b64encode(v).decode() for k, v in a.inline.items()}
+            d["data"] = None if a.data is None else {
+                "dtype": a.data.dtype.str, "shape": list(a.data.shape),
+                "b64": base64.b64encode(np.ascontiguousarray(a.data).tobytes()).decode()}
+            arrays.append(d)
+        return {
+            "version": MANIFEST_VERSION, "url": self.url, "granule": self.granule.filename,
+            "fingerprint": self.fingerprint, "start_time": str(self.start_time),
+            "root_attrs": self.root_attrs, "groups": self.groups, "arrays": arrays,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> GranuleManifest:
+        if d.get("version") != MANIFEST_VERSION:
+            raise ValueError("manifest version")
+        arrays = {}
+        for a in d["arrays"]:
+            data = a.pop("data")
+            arr = ArrayManifest(**a)
+            arr.shape = tuple(arr.shape)
+            arr.dims = tuple(arr.dims)
+            arr.chunks = None if arr.chunks is None else tuple(arr.chunks)
+            arr.refs = {k: (v[0], v[1]) for k, v in arr.refs.items()}
+            arr.inline = {k: base64.b64decode(v) for k, v in arr.inline.items()}
+            if data is not None:
+                arr.data = np.frombuffer(base64.b64decode(data["b64"]),
+                                         dtype=data["dtype"]).reshape(data["shape"])
+            arrays[arr.path] = arr
+        return cls(
+            granule=replace(Granule.parse(d["granule"]), url=d["url"]),
+            url=d["url"], fingerprint=d["fingerprint"],
+            start_time=np.datetime64(d["start_time"], "ns"), root_attrs=d["root_attrs"],
+            groups=d["groups"], arrays=arrays,
+        )
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with gzip.open(tmp, "wt") as f:
+            json.dump(self.to_json(), f)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> GranuleManifest:
+        with gzip.open(path, "rt") as f:
+            return cls.from_json(json.load(f))

@@ -1,0 +1,272 @@
+"""Scan one granule into a GranuleManifest: every dataset of the HDF5 tree, none silently lost.
+
+VirtualiZarr's ``HDFParser`` reads the chunk index (v1 B-tree) and maps the HDF5 filters to
+codecs. One h5py pass over the same cached reader then mends what the parsers get wrong for
+this product (``shared/gcov-product.md``, "Known traps"):
+
+1. complex ``_FillValue`` (trap 1): read from the attribute and stored as zarr's complex fill;
+2. phony dimensions (trap 2): axes without a dimension scale are left unnamed here and named
+   per group at merge time, one ``phony_dim_N`` per distinct length (h5netcdf's rule);
+3. parent-group scales (trap 3): a dimension is named after its scale's basename;
+4. strings (trap 4): fixed- and variable-length string datasets are read and inlined;
+5. per-chunk filter masks (trap 5): a chunk stored with a filter skipped is read through HDF5
+   and re-encoded with the array's full codec pipeline, then inlined;
+6. small contiguous datasets (trap 6): read once here from 4 MiB cached pages, stored inline,
+   so opening the store never goes back to the granule for them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import h5py
+import numcodecs
+import numpy as np
+import obstore
+from obspec_utils.readers import BlockStoreReader
+from obspec_utils.registry import ObjectStoreRegistry
+from virtualizarr.parsers import HDFParser
+
+from ..errors import AccessError, AuthError, GcovIndexError, NotGcovError
+from ..granule import Granule
+from ..references.access import Access, canonical_url
+from .manifest import ArrayManifest, GranuleManifest
+
+PAGE = 4 * 1024 * 1024
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HIDDEN_ATTRS = {"DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "_Netcdf4Dimid",
+                "_Netcdf4Coordinates", "_nc3_strict", "_NCProperties", "_FillValue"}
+GCOV_ROOT = "science/LSAR/GCOV"
+START_TIME = "science/LSAR/identification/zeroDopplerStartTime"
+
+
+# ---------------------------------------------------------------------------------------
+# values as JSON
+
+
+def json_value(v: Any) -> Any:
+    """An HDF5 attribute value as plain JSON (strings decoded, complex as [re, im])."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    if isinstance(v, h5py.Empty):
+        return ""
+    if isinstance(v, np.ndarray):
+        if v.dtype.names:  # compound {r, i}
+            v = v.view(np.complex64) if v.dtype.itemsize == 8 else v.view(np.complex128)
+        if v.ndim == 0 or v.size == 1 and v.dtype.kind not in "SUO":
+            return json_value(v.reshape(-1)[0]) if v.size else None
+        return [json_value(x) for x in v.tolist()]
+    if isinstance(v, np.void) and v.dtype.names:
+        return json_value(np.array(v))
+    if isinstance(v, (complex, np.complexfloating)):
+        return [json_value(float(v.real)), json_value(float(v.imag))]
+    if isinstance(v, np.generic):
+        return json_value(v.item())
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def attrs_of(obj: h5py.HLObject) -> dict:
+    out = {}
+    for name in obj.attrs:
+        if name in HIDDEN_ATTRS:
+            continue
+        try:
+            out[name] = json_value(obj.attrs[name])
+        except (OSError, TypeError):  # a type h5py cannot read: keep its name, say so
+            out[name] = "<unreadable attribute>"
+    return out
+
+
+def fill_value_of(ds: h5py.Dataset, dtype: np.dtype) -> Any:
+    """The CF fill (``_FillValue`` attribute) in zarr v2 JSON form, or None."""
+    if "_FillValue" not in ds.attrs or dtype.kind in "SUO":
+        return None
+    raw = np.asarray(ds.attrs["_FillValue"])
+    if raw.dtype.names:
+        raw = raw.view(np.complex64 if raw.dtype.itemsize == 8 else np.complex128)
+    return json_value(raw.astype(dtype).reshape(-1)[0])
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _dims(ds: h5py.Dataset) -> tuple[str | None, ...]:
+    dims: list[str | None] = []
+    scale = h5py.h5ds.is_scale(ds.id)
+    for axis in range(ds.ndim):
+        attached = ds.dims[axis]
+        if len(attached) >= 1:
+            dims.append(attached[0].name.rsplit("/", 1)[-1])
+        elif scale and axis == 0:
+            dims.append(ds.name.rsplit("/", 1)[-1])
+        else:
+            dims.append(None)
+    return tuple(dims)
+
+
+def _numcodecs(metadata) -> tuple[list[dict], dict | None]:
+    """zarr v3 codecs of a ManifestArray -> zarr v2 (filters, compressor)."""
+    configs = []
+    for codec in metadata.codecs:
+        d = codec.to_dict()
+        name = d.get("name", "")
+        if name in ("bytes", "vlen-utf8"):
+            continue
+        cfg = d.get("configuration", {})
+        configs.append({"id": name.removeprefix("numcodecs."), **cfg})
+    if not configs:
+        return [], None
+    return configs[:-1], configs[-1]
+
+
+def _is_materialised(ds: h5py.Dataset) -> bool:
+    """Read now and inline: contiguous datasets, strings, and whole-array tables outside the
+    grids. Grid layers and multi-chunk arrays stay virtual."""
+    if ds.chunks is None or ds.dtype.kind in "SOU" or ds.shape == ():
+        return True
+    whole = tuple(ds.chunks) == tuple(ds.shape)
+    return whole and "/GCOV/grids/" not in ds.name
+
+
+def _materialise(ds: h5py.Dataset) -> np.ndarray:
+    data = ds[()]
+    if ds.dtype.kind == "O":  # variable-length strings: fixed-length UTF-8 bytes
+        items = np.asarray(ds.asstr()[()], dtype=object)
+        enc = [s.encode() for s in items.reshape(-1)]
+        width = max((len(e) for e in enc), default=1) or 1
+        data = np.array(enc, dtype=f"S{width}").reshape(items.shape)
+    return np.asarray(data)
+
+
+def _reencoded(ds: h5py.Dataset, offset: tuple[int, ...], filters, compressor) -> bytes:
+    """One chunk as HDF5 decodes it (honouring its filter mask), encoded with every codec."""
+    region = tuple(slice(o, min(o + c, n)) for o, c, n in zip(offset, ds.chunks, ds.shape,
+                                                                strict=True))
+    block = np.zeros(ds.chunks, dtype=ds.dtype)
+    values = ds[region]
+    block[tuple(slice(0, v) for v in values.shape)] = values
+    buf: Any = np.ascontiguousarray(block).tobytes()
+    for cfg in [*filters, compressor] if compressor else filters:
+        buf = numcodecs.get_codec(dict(cfg)).encode(buf)
+    return bytes(buf)
+
+
+def _walk_virtual(group) -> dict[str, Any]:
+    out = {}
+    for name, arr in group.arrays.items():
+        out[name] = arr
+    for name, sub in group.groups.items():
+        for k, v in _walk_virtual(sub).items():
+            out[f"{name}/{k}"] = v
+    return out
+
+
+def _array(ds: h5py.Dataset, vz) -> ArrayManifest:
+    path = ds.name.lstrip("/")
+    dims = _dims(ds)
+    is_scale = h5py.h5ds.is_scale(ds.id)
+    if _is_materialised(ds) or vz is None:
+        data = _materialise(ds)
+        return ArrayManifest(path=path, shape=tuple(data.shape), dtype=data.dtype.str, dims=dims,
+                             attrs=attrs_of(ds), fill_value=fill_value_of(ds, data.dtype),
+                             is_scale=is_scale, data=data)
+    dtype = vz.metadata.data_type.to_native_dtype()
+    filters, compressor = _numcodecs(vz.metadata)
+    refs = {}
+    for key, entry in vz.manifest.dict().items():
+        refs[key] = (int(entry["offset"]), int(entry["length"]))
+    inline = {}
+    masks: list = []
+    ds.id.chunk_iter(masks.append)
+    for info in masks:
+        if info.filter_mask:
+            key = ".".join(str(o // c) for o, c in zip(info.chunk_offset, ds.chunks, strict=True))
+            refs.pop(key, None)
+            inline[key] = _reencoded(ds, info.chunk_offset, filters, compressor)
+    return ArrayManifest(path=path, shape=tuple(ds.shape), dtype=np.dtype(dtype).str, dims=dims,
+                         attrs=attrs_of(ds), fill_value=fill_value_of(ds, np.dtype(dtype)),
+                         is_scale=is_scale, chunks=tuple(ds.chunks), filters=filters,
+                         compressor=compressor, refs=refs, inline=inline)
+
+
+def _fingerprint(store, path: str, url: str) -> dict:
+    try:
+        meta = obstore.head(store, path)
+    except FileNotFoundError:
+        raise AccessError(f"{url}: no such object") from None
+    except Exception as e:  # obstore raises its own error types per backend
+        text = str(e)
+        if "401" in text or "403" in text or "Unauthorized" in text or "Forbidden" in text:
+            raise AuthError(f"{url}: access refused ({_first_line(text)})") from None
+        raise AccessError(f"{url}: unreachable ({_first_line(text)})") from None
+    return {"size": int(meta["size"]), "etag": meta.get("e_tag"),
+            "mtime": meta["last_modified"].isoformat() if meta.get("last_modified") else None}
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:160] if text.strip() else "no detail"
+
+
+def scan(url: str, access: Access | None = None) -> GranuleManifest:
+    """Scan one granule (local path, s3:// or https:// URL) into a GranuleManifest."""
+    access = access or Access()
+    granule = Granule.parse(url)
+    url = canonical_url(url)
+    store, path = access.object_store(url)
+    fingerprint = _fingerprint(store, path, url)
+    reader = BlockStoreReader(store, path, block_size=PAGE, max_cached_blocks=64)
+    try:
+        head = reader.read(8)
+        reader.seek(0)
+    except Exception as e:
+        raise AccessError(f"{url}: cannot read ({_first_line(str(e))})") from None
+    if head != HDF5_SIGNATURE:
+        raise NotGcovError(f"{url}: not an HDF5 file")
+    prefix = url.rpartition("/")[0] + "/"
+    registry = ObjectStoreRegistry({prefix: store})
+    try:
+        parsed = HDFParser(reader_factory=lambda *_: reader)(url, registry=registry)
+        virtual = _walk_virtual(parsed._group)
+        with h5py.File(reader, "r") as f:
+            return _read_tree(f, url, replace(granule, url=url), fingerprint, virtual)
+    except GcovIndexError:
+        raise
+    except OSError as e:
+        text = str(e)
+        if "truncated" in text or "eof" in text.lower():
+            raise NotGcovError(f"{url}: truncated HDF5 file ({fingerprint['size']} bytes)") from None
+        raise NotGcovError(f"{url}: unreadable HDF5 file ({_first_line(text)})") from None
+    except Exception as e:
+        raise NotGcovError(f"{url}: cannot be scanned ({type(e).__name__}: "
+                           f"{_first_line(str(e))})") from None
+
+
+def _read_tree(f: h5py.File, url: str, granule: Granule, fingerprint: dict,
+               virtual: dict) -> GranuleManifest:
+    if GCOV_ROOT not in f or START_TIME not in f:
+        raise NotGcovError(f"{url}: an HDF5 file but not a NISAR L2 GCOV granule "
+                           f"(no /{GCOV_ROOT} or /{START_TIME})")
+    start = f[START_TIME][()]
+    start = start.decode() if isinstance(start, bytes) else str(start)
+    try:
+        start_time = np.datetime64(start.strip().rstrip("Z"), "ns")
+    except ValueError:
+        raise NotGcovError(f"{url}: identification/zeroDopplerStartTime {start!r} is not a time") from None
+    groups: dict[str, dict] = {"": attrs_of(f)}
+    arrays: dict[str, ArrayManifest] = {}
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Group):
+            groups[name] = attrs_of(obj)
+        elif isinstance(obj, h5py.Dataset):
+            arrays[name] = _array(obj, virtual.get(name))
+        # committed datatypes (/complex64) are types, not data: nothing to reference
+
+    f.visititems(visit)
+    return GranuleManifest(granule=granule, url=url, fingerprint=fingerprint,
+                           start_time=start_time, root_attrs=groups.pop(""), groups=groups,
+                           arrays=arrays)

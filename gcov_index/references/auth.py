@@ -1,0 +1,143 @@
+"""Earthdata Login token discovery and NISAR temporary S3 credentials.
+
+Token, in this order: an explicit value, a token file, ``EARTHDATA_TOKEN``, or a ``~/.netrc``
+entry for Earthdata Login (exchanged for a token at ``{edl}/api/users/find_or_create_token``, as
+earthaccess does). No token or credential is ever logged or written anywhere.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from ..errors import AccessError, AuthError
+
+NISAR_S3_CREDENTIALS_URL = "https://nisar.asf.earthdatacloud.nasa.gov/s3credentials"
+EDL_URL = "https://urs.earthdata.nasa.gov"
+TIMEOUT = 30
+
+
+def find_token(token: str | None = None, token_file: str | Path | None = None,
+               edl_url: str | None = None) -> str | None:
+    """The Earthdata Login bearer token, or None when none is configured."""
+    if token:
+        return token.strip()
+    if token_file:
+        path = Path(token_file).expanduser()
+        try:
+            text = path.read_text().strip()
+        except OSError as e:
+            raise AuthError(f"{path}: cannot read the token file ({e.strerror})") from None
+        if not text:
+            raise AuthError(f"{path}: the token file is empty")
+        return text
+    if os.environ.get("EARTHDATA_TOKEN"):
+        return os.environ["EARTHDATA_TOKEN"].strip()
+    return _token_from_netrc(edl_url or os.environ.get("GCOV_INDEX_EDL_URL") or EDL_URL)
+
+
+def _token_from_netrc(edl_url: str) -> str | None:
+    host = requests.utils.urlparse(edl_url).hostname or ""
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return None
+    if not entry:
+        return None
+    login, _, password = entry
+    url = edl_url.rstrip("/") + "/api/users/find_or_create_token"
+    try:
+        r = requests.post(url, auth=(login, password or ""), timeout=TIMEOUT)
+    except requests.RequestException as e:
+        raise AccessError(f"{url}: Earthdata Login is unreachable ({type(e).__name__})") from None
+    if r.status_code in (401, 403):
+        raise AuthError(f"{url}: Earthdata Login rejected the ~/.netrc login for {host}")
+    if not r.ok:
+        raise AuthError(f"{url}: Earthdata Login answered HTTP {r.status_code}")
+    return r.json()["access_token"]
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expiration: datetime
+
+    def as_obstore(self) -> dict:
+        return {"access_key_id": self.access_key_id, "secret_access_key": self.secret_access_key,
+                "token": self.session_token, "expires_at": self.expiration}
+
+    def as_s3fs(self) -> dict:
+        return {"key": self.access_key_id, "secret": self.secret_access_key,
+                "token": self.session_token}
+
+
+def _parse_expiration(text: str) -> datetime:
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def fetch_s3_credentials(url: str, token: str | None) -> S3Credentials:
+    """Ask the Earthdata ``s3credentials`` endpoint for temporary credentials."""
+    if not token:
+        raise AuthError(
+            f"{url}: no Earthdata token; set EARTHDATA_TOKEN, pass --token-file, or add "
+            "urs.earthdata.nasa.gov to ~/.netrc")
+    try:
+        r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT,
+                         allow_redirects=False)
+    except requests.RequestException as e:
+        raise AccessError(f"{url}: credentials endpoint unreachable ({type(e).__name__})") from None
+    if r.status_code in (401, 403) or r.is_redirect:
+        raise AuthError(f"{url}: the Earthdata token was rejected (HTTP {r.status_code})")
+    if not r.ok:
+        raise AccessError(f"{url}: credentials endpoint answered HTTP {r.status_code}")
+    try:
+        d = r.json()
+        return S3Credentials(d["accessKeyId"], d["secretAccessKey"], d["sessionToken"],
+                             _parse_expiration(d["expiration"]))
+    except (ValueError, KeyError):
+        raise AccessError(f"{url}: credentials endpoint answered something else than "
+                          "temporary credentials") from None
+
+
+class CredentialProvider:
+    """Temporary S3 credentials that renew themselves ``margin`` before they expire.
+
+    Callable as an obstore ``credential_provider``; thread-safe; fetches lazily.
+    """
+
+    def __init__(self, url: str, token: str | None, margin: timedelta = timedelta(seconds=60)):
+        self.url = url
+        self._token = token
+        self.margin = margin
+        self._lock = threading.Lock()
+        self._current: S3Credentials | None = None
+        self.fetches = 0
+
+    def get(self) -> S3Credentials:
+        with self._lock:
+            now = datetime.now(UTC)
+            c = self._current
+            lifetime = (c.expiration - now) if c else timedelta(0)
+            # renew when less than `margin` (or a fifth of a short lifetime) is left
+            if c is None or lifetime <= min(self.margin, self._lifetime / 5):
+                self._current = c = fetch_s3_credentials(self.url, self._token)
+                self._lifetime = c.expiration - datetime.now(UTC)
+                self.fetches += 1
+            return c
+
+    _lifetime = timedelta(hours=1)
+
+    def __call__(self) -> dict:
+        creds = self.get().as_obstore()
+        # ask again a little before the real expiry, so no request carries a dying key
+        creds["expires_at"] = creds["expires_at"] - min(self.margin, self._lifetime / 5)
+        return creds
