@@ -211,13 +211,20 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:160] if text.strip() else "no detail"
 
 
-def scan(url: str, access: Access | None = None) -> GranuleManifest:
+def fingerprint(url: str, access: Access) -> dict:
+    """Size, ETag and modification time of a source, to tell whether it changed."""
+    url = canonical_url(url)
+    store, path = access.object_store(url)
+    return _fingerprint(store, path, url)
+
+
+def scan(url: str, access: Access | None = None, fp: dict | None = None) -> GranuleManifest:
     """Scan one granule (local path, s3:// or https:// URL) into a GranuleManifest."""
     access = access or Access()
     granule = Granule.parse(url)
     url = canonical_url(url)
     store, path = access.object_store(url)
-    fingerprint = _fingerprint(store, path, url)
+    fingerprint = fp or _fingerprint(store, path, url)
     reader = BlockStoreReader(store, path, block_size=PAGE, max_cached_blocks=64)
     try:
         head = reader.read(8)

@@ -1,0 +1,138 @@
+"""build: select -> scan (parallel, cached) -> merge -> write, as one call."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .. import __version__
+from ..errors import BadInputError
+from ..references.access import Access, canonical_url
+from ..references.store import STORE_ATTR, store_format, write_store
+from .manifest import GranuleManifest
+from .merge import VirtualTree, merge
+from .scan import fingerprint, scan
+from .select import Selection, select_latest
+
+FORMAT_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("GCOV_INDEX_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gcov-index")
+    return Path(base)
+
+
+@dataclass
+class BuildResult:
+    store: Path
+    selection: Selection
+    tree: VirtualTree
+    scanned: int  # granules scanned now
+    cached: int  # granules whose manifest came from the cache
+
+
+class ManifestCache:
+    """Per-granule manifests keyed by URL and source fingerprint (size, ETag, mtime), so a
+    granule is scanned once; a changed source is scanned again. URLs only, no secrets."""
+
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+
+    def _path(self, url: str, fp: dict) -> Path:
+        key = hashlib.sha256(f"{url}|{fp['size']}|{fp['etag']}|{fp['mtime']}".encode()).hexdigest()
+        return self.directory / f"{key[:32]}.json.gz"
+
+    def get(self, url: str, fp: dict) -> GranuleManifest | None:
+        if self.directory is None:
+            return None
+        path = self._path(url, fp)
+        try:
+            return GranuleManifest.load(path)
+        except FileNotFoundError:
+            return None
+        except Exception:  # a damaged cache entry is rescanned, never trusted
+            path.unlink(missing_ok=True)
+            return None
+
+    def put(self, m: GranuleManifest) -> None:
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            m.save(self._path(m.url, m.fingerprint))
+
+
+def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache, workers: int = 4,
+             progress: bool = False) -> tuple[list[GranuleManifest], int]:
+    """Scan granules in parallel (cache first); returns the manifests and how many were cached."""
+    cached = 0
+
+    def one(url: str) -> GranuleManifest:
+        nonlocal cached
+        fp = fingerprint(url, access)
+        m = cache.get(canonical_url(url), fp)
+        if m is not None:
+            cached += 1
+            return m
+        m = scan(url, access, fp)
+        cache.put(m)
+        return m
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(urls), desc="scan", unit="granule", file=sys.stderr)
+    out: list[GranuleManifest] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(urls)))) as pool:
+        for m in pool.map(one, urls):
+            out.append(m)
+            if bar:
+                bar.update()
+    if bar:
+        bar.close()
+    return out, cached
+
+
+def build(inputs: Sequence[str], out: str | Path, *, access: Access | None = None,
+          cache_dir: Path | None | bool = True, workers: int = 4, progress: bool = False,
+          extra_attrs: dict | None = None) -> BuildResult:
+    """Index GCOV granules (paths or s3/https URLs) into one time-stacked reference store."""
+    store_format(out)  # a bad --out fails before any work
+    access = access or Access.from_options()
+    selection = select_latest(inputs)
+    if not selection.selected:
+        raise BadInputError(f"no GCOV data granules among the {len(list(inputs))} inputs")
+    cache = ManifestCache(default_cache_dir() if cache_dir is True else (cache_dir or None))
+    urls = [g.url for g in selection.selected]
+    manifests, cached = scan_all(urls, access, cache, workers, progress)
+    tree = merge(manifests)
+    tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(manifests, selection, tree,
+                                                                extra_attrs)}
+    path = write_store(tree.to_refs(), out)
+    return BuildResult(store=path, selection=selection, tree=tree,
+                       scanned=len(manifests) - cached, cached=cached)
+
+
+def _provenance(ms: list[GranuleManifest], selection: Selection, tree: VirtualTree,
+                extra: dict | None) -> dict:
+    ms = sorted(ms, key=lambda m: m.start_time)
+    return {
+        "format_version": FORMAT_VERSION,
+        "software": f"gcov-index {__version__}",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "granules": [{"url": m.url, "granuleId": m.granule.stem, "time": str(m.start_time),
+                      "fingerprint": m.fingerprint} for m in ms],
+        "superseded": [{"granuleId": old.stem, "url": old.url, "by": new.stem}
+                       for old, new in selection.superseded],
+        "n_chunk_refs": tree.n_refs,
+        "n_bytes_referenced": sum(n for a in tree.arrays.values()
+                                  for v in a.chunks_ref.values() if isinstance(v, tuple)
+                                  for n in v[2:]),
+        **(extra or {}),
+    }

@@ -1,0 +1,373 @@
+"""Local stand-ins for NASA's archive, on loopback only; used by tests, the demo and benchmarks.
+
+- ``S3Gateway``: a real S3 API (moto's server) behind a gateway that checks each request's
+  access key and session token against the credentials it issued, and refuses unknown ones
+  (403 ``InvalidAccessKeyId``) and expired ones (400 ``ExpiredToken``) as S3 does. It can add a
+  per-request latency and counts requests and bytes.
+- ``EarthdataService``: ``GET /s3credentials`` with a bearer token answers the real JSON shape
+  (401 otherwise); ``POST /api/users/find_or_create_token`` exchanges a login for a token;
+  ``/NISAR/<collection>/<stem>/<stem>.h5`` serves granules with the bearer token and Range.
+- ``LocalArchive``: both, with granules uploaded where NISAR keeps them, and the environment a
+  client needs (``AWS_ENDPOINT_URL``, ``GCOV_INDEX_S3CREDENTIALS_URL``, ...).
+
+Signatures are not verified (moto does not either); keys, tokens and expiry are.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import http.client
+import json
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+COLLECTION = "NISAR_L2_GCOV_BETA_V1"
+BUCKET = "sds-n-cumulus-prod-nisar-products"
+ADMIN_KEY = "GCOVINDEXADMIN000000"  # test-only key for uploads, never issued to clients
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _s3_error(code: str, message: str, status: int) -> tuple[int, bytes]:
+    body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message><RequestId>{secrets.token_hex(8)}</RequestId></Error>")
+    return status, body.encode()
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # no request log: it would carry paths, never secrets
+        pass
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _reply(self, status: int, body: bytes = b"", headers: dict | None = None,
+               content_type: str = "application/xml") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+@dataclass
+class Stats:
+    """Requests and bytes served, by method; reset between measurements."""
+
+    requests: Counter = field(default_factory=Counter)
+    bytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, method: str, n: int) -> None:
+        with self.lock:
+            self.requests[method] += 1
+            self.bytes += n
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.bytes = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+class _Server:
+    def __init__(self, handler, owner):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = owner
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# ---------------------------------------------------------------------------------------
+# S3
+
+
+class _GatewayHandler(_Quiet):
+    def _forward(self) -> None:
+        gw: S3Gateway = self.server.owner
+        body = self._body()
+        refusal = gw.check(self.headers, self.path)
+        if gw.latency:
+            time.sleep(gw.latency)
+        if refusal:
+            status, payload = refusal
+            gw.stats.add(self.command, 0)
+            return self._reply(status, payload)
+        conn = http.client.HTTPConnection("127.0.0.1", gw.moto_port, timeout=120)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+        conn.request(self.command, self.path, body=body or None, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        gw.stats.add(self.command, len(data))
+        self.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length", "server",
+                                 "date"):
+                self.send_header(k, v)
+        length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", length or str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
+
+
+class S3Gateway:
+    """moto's S3 server behind a gateway that knows which credentials it issued."""
+
+    _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
+
+    def __init__(self, latency: float = 0.0):
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.moto_port = free_port()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self.moto.start()
+        self.latency = latency
+        self.stats = Stats()
+        self._issued: dict[str, tuple[str, datetime]] = {}  # key -> (session token, expiry)
+        self._lock = threading.Lock()
+        self._server = _Server(_GatewayHandler, self)
+        self.url = self._server.url
+
+    def issue(self, lifetime: timedelta) -> dict:
+        key = "ASIA" + secrets.token_hex(8).upper()
+        token = secrets.token_urlsafe(48)
+        expiry = datetime.now(UTC) + lifetime
+        with self._lock:
+            self._issued[key] = (token, expiry)
+        return {"accessKeyId": key, "secretAccessKey": secrets.token_urlsafe(30),
+                "sessionToken": token, "expiration": expiry.isoformat(sep=" ", timespec="seconds")}
+
+    def check(self, headers, path: str) -> tuple[int, bytes] | None:
+        auth = headers.get("Authorization", "")
+        m = self._ACCESS_KEY.search(auth)
+        query = parse_qs(urlparse(path).query)
+        key = m.group(1) if m else (query.get("X-Amz-Credential", [""])[0].split("/")[0])
+        token = headers.get("x-amz-security-token") or query.get("X-Amz-Security-Token", [""])[0]
+        if key == ADMIN_KEY:
+            return None
+        with self._lock:
+            issued = self._issued.get(key)
+        if not key or issued is None:
+            return _s3_error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not "
+                             "exist in our records.", 403)
+        if token != issued[0]:
+            return _s3_error("InvalidToken", "The provided token is malformed or otherwise "
+                             "invalid.", 400)
+        if datetime.now(UTC) >= issued[1]:
+            return _s3_error("ExpiredToken", "The provided token has expired.", 400)
+        return None
+
+    def admin_client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{self.moto_port}",
+                            aws_access_key_id=ADMIN_KEY, aws_secret_access_key="admin",
+                            region_name="us-west-2")
+
+    def stop(self) -> None:
+        self._server.stop()
+        self.moto.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# Earthdata: credentials, token exchange, HTTPS file server
+
+
+class _EarthdataHandler(_Quiet):
+    def _bearer_ok(self) -> bool:
+        svc: EarthdataService = self.server.owner
+        auth = self.headers.get("Authorization", "")
+        return auth.startswith("Bearer ") and auth[7:].strip() in svc.tokens
+
+    def do_GET(self) -> None:  # noqa: N802
+        svc: EarthdataService = self.server.owner
+        path = urlparse(self.path).path
+        if svc.latency:
+            time.sleep(svc.latency)
+        if path == "/s3credentials":
+            svc.stats.add("CREDENTIALS", 0)
+            if not self._bearer_ok():
+                return self._reply(401, b'{"error": "Unauthorized"}', content_type="application/json")
+            body = json.dumps(svc.gateway.issue(svc.lifetime)).encode()
+            return self._reply(200, body, content_type="application/json")
+        if path.startswith("/NISAR/"):
+            return self._file(path[len("/NISAR/"):])
+        return self._reply(404, b"not found", content_type="text/plain")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:  # noqa: N802
+        svc: EarthdataService = self.server.owner
+        self._body()
+        if urlparse(self.path).path != "/api/users/find_or_create_token":
+            return self._reply(404, b"not found", content_type="text/plain")
+        auth = self.headers.get("Authorization", "")
+        try:
+            user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+        except ValueError:
+            user = password = ""
+        if svc.users.get(user) != password or not password:
+            return self._reply(401, b'{"error": "invalid_credentials"}', content_type="application/json")
+        body = json.dumps({"access_token": svc.token, "token_type": "Bearer",
+                           "expiration_date": "12/31/2099"}).encode()
+        return self._reply(200, body, content_type="application/json")
+
+    def _file(self, rel: str) -> None:
+        svc: EarthdataService = self.server.owner
+        if not self._bearer_ok():
+            svc.stats.add(self.command, 0)
+            return self._reply(401, b"Unauthorized", content_type="text/plain")
+        path = (svc.root / rel).resolve()
+        if svc.root not in path.parents or not path.is_file():
+            return self._reply(404, b"not found", content_type="text/plain")
+        size = path.stat().st_size
+        headers = {"Accept-Ranges": "bytes", "ETag": f'"{size:x}-{int(path.stat().st_mtime)}"',
+                   "Last-Modified": email.utils.formatdate(path.stat().st_mtime, usegmt=True)}
+        rng = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
+        if self.command == "HEAD":
+            svc.stats.add("HEAD", 0)
+            self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            return
+        start, end = 0, size - 1
+        if rng:
+            start = int(rng.group(1))
+            end = min(int(rng.group(2)) if rng.group(2) else size - 1, size - 1)
+            if start >= size:
+                return self._reply(416, b"", {"Content-Range": f"bytes */{size}"})
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start + 1)
+        svc.stats.add("GET", len(data))
+        self._reply(206 if rng else 200, data, headers, content_type="application/octet-stream")
+
+
+class EarthdataService:
+    def __init__(self, gateway: S3Gateway, root: Path, lifetime: timedelta = timedelta(hours=1),
+                 latency: float = 0.0):
+        self.gateway = gateway
+        self.root = Path(root).resolve()
+        self.lifetime = lifetime
+        self.latency = latency
+        self.token = "edl-" + secrets.token_urlsafe(32)
+        self.tokens = {self.token}
+        self.users = {"nisar-user": secrets.token_urlsafe(12)}
+        self.stats = Stats()
+        self._server = _Server(_EarthdataHandler, self)
+        self.url = self._server.url
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class LocalArchive:
+    """The archive on loopback: S3 + credentials + HTTPS, holding the granules given.
+
+    Use as a context manager; ``env`` is what a client sets to reach it.
+    """
+
+    def __init__(self, root: Path, *, lifetime: timedelta = timedelta(hours=1),
+                 latency: float = 0.0):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.s3 = S3Gateway(latency=latency)
+        self.earthdata = EarthdataService(self.s3, self.root, lifetime=lifetime)
+        self.s3.admin_client().create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+
+    @property
+    def token(self) -> str:
+        return self.earthdata.token
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.s3.url,
+            "GCOV_INDEX_S3CREDENTIALS_URL": f"{self.earthdata.url}/s3credentials",
+            "GCOV_INDEX_HTTPS_BASE": f"{self.earthdata.url}/NISAR",
+            "GCOV_INDEX_EDL_URL": self.earthdata.url,
+            "EARTHDATA_TOKEN": self.token,
+        }
+
+    def key(self, name: str) -> str:
+        stem = name.removesuffix(".h5")
+        return f"{COLLECTION}/{stem}/{name}"
+
+    def add(self, path: Path, name: str | None = None) -> tuple[str, str]:
+        """Upload a file to S3 and place it for HTTPS; returns its (s3, https) URLs."""
+        name = name or path.name
+        key = self.key(name)
+        self.s3.admin_client().upload_file(str(path), BUCKET, key)
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.resolve() != Path(path).resolve():
+            if target.exists():
+                target.unlink()
+            os.link(path, target) if _same_device(path, target.parent) else target.write_bytes(
+                Path(path).read_bytes())
+        return self.s3_url(name), self.https_url(name)
+
+    def s3_url(self, name: str) -> str:
+        return f"s3://{BUCKET}/{self.key(name)}"
+
+    def https_url(self, name: str) -> str:
+        return f"{self.earthdata.url}/NISAR/{self.key(name)}"
+
+    def __enter__(self) -> LocalArchive:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.earthdata.stop()
+        self.s3.stop()
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
