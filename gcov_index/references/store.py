@@ -114,20 +114,30 @@ def reference_filesystem(store: str | Path, remote_fs=None, remote_protocol: str
     return fsspec.filesystem("reference", fo=fo, **kwargs)
 
 
-def store_attrs(store: str | Path) -> dict:
-    """The root ``gcov_index`` attributes of a store, or a clear error if it is not one."""
+def metadata(store: str | Path) -> dict[str, dict]:
+    """Every ``.zgroup`` / ``.zarray`` / ``.zattrs`` of a store, parsed, read from the store
+    file(s) alone (JSON refs, or the ``.zmetadata`` of a Parquet store)."""
     path = Path(store)
     fmt = store_format(path)
     if not path.exists():
         raise AccessError(f"{store}: no such store")
     if fmt == "json":
-        root = read_refs(path).get("refs", {}).get(".zattrs")
+        refs = read_refs(path).get("refs", {})
     else:
         try:
-            root = (path / ".zattrs").read_text()
-        except OSError:
+            refs = json.loads((path / ".zmetadata").read_text())["metadata"]
+        except (OSError, ValueError, KeyError):
             raise BadInputError(f"{store}: not a kerchunk Parquet reference store") from None
-    attrs = json.loads(root) if isinstance(root, str) else (root or {})
+    out = {}
+    for k, v in refs.items():
+        if k.rsplit("/", 1)[-1] in (".zgroup", ".zarray", ".zattrs"):
+            out[k] = json.loads(v) if isinstance(v, str) else v
+    return out
+
+
+def store_attrs(store: str | Path, meta: dict | None = None) -> dict:
+    """The root ``gcov_index`` attributes of a store, or a clear error if it is not one."""
+    attrs = (meta if meta is not None else metadata(store)).get(".zattrs") or {}
     if STORE_ATTR not in attrs:
         raise BadInputError(f"{store}: not a gcov-index store (no '{STORE_ATTR}' root attribute)")
     return attrs[STORE_ATTR]

@@ -1,0 +1,68 @@
+"""What a store holds: time range, granules, grids, CRS, variables, chunk and byte counts.
+
+Read from the store alone (metadata and inlined values); no request goes to a granule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .store import metadata, store_attrs
+
+GRIDS = "science/LSAR/GCOV/grids"
+
+
+@dataclass
+class StoreInfo:
+    store: str
+    granules: list[dict]
+    superseded: list[dict]
+    grids: dict[str, dict]  # frequency -> {"shape", "epsg", "variables"}
+    n_chunk_refs: int
+    n_bytes_referenced: int
+    extra: dict
+
+    @property
+    def time_range(self) -> tuple[str, str]:
+        times = [g["time"] for g in self.granules]
+        return min(times), max(times)
+
+    def text(self) -> str:
+        t0, t1 = self.time_range
+        lines = [f"store       {self.store}",
+                 f"time        {t0} .. {t1} ({len(self.granules)} granules)"]
+        for f, g in self.grids.items():
+            lines.append(f"grid {f}      {g['shape'][0]} x {g['shape'][1]} (y, x), EPSG:{g['epsg']}, "
+                         f"variables: {', '.join(g['variables'])}")
+        lines.append(f"references  {self.n_chunk_refs} chunks, "
+                     f"{self.n_bytes_referenced / 1e6:.1f} MB in the granules")
+        for g in self.granules:
+            lines.append(f"  {g['time'][:19]}  {g['granuleId']}")
+        for s in self.superseded:
+            lines.append(f"  superseded  {s['granuleId']} (by {s['by']})")
+        return "\n".join(lines)
+
+
+def store_info(store: str | Path) -> StoreInfo:
+    meta = metadata(store)
+    attrs = store_attrs(store, meta)
+    grids = {}
+    for key in sorted(meta):
+        parts = key.split("/")
+        if not key.startswith(GRIDS + "/frequency") or len(parts) != 6 or parts[-1] != ".zgroup":
+            continue
+        path = "/".join(parts[:-1])
+        layers, shape = [], None
+        for k, v in sorted(meta.items()):
+            if k.startswith(path + "/") and k.count("/") == path.count("/") + 2 \
+                    and k.endswith("/.zarray") and len(v["shape"]) == 3:
+                layers.append(k.split("/")[-2])
+                shape = v["shape"][1:]
+        epsg = meta.get(f"{path}/projection/.zattrs", {}).get("epsg_code")
+        grids[path.rsplit("frequency", 1)[-1]] = {"shape": shape, "epsg": epsg, "variables": layers}
+    known = {"granules", "superseded", "n_chunk_refs", "n_bytes_referenced"}
+    return StoreInfo(store=str(store), granules=attrs["granules"], superseded=attrs["superseded"],
+                     grids=grids, n_chunk_refs=attrs["n_chunk_refs"],
+                     n_bytes_referenced=attrs["n_bytes_referenced"],
+                     extra={k: v for k, v in attrs.items() if k not in known})
