@@ -147,6 +147,12 @@ def _merge_attrs(values: list[dict]) -> dict:
     return out
 
 
+def _widen_chars(data: np.ndarray) -> np.ndarray:
+    """``|S1`` arrays would be read by xarray as netCDF character arrays (last axis joined into
+    one string); ``|S2`` holds the same strings and is read as a list of them."""
+    return data.astype("S2") if data.dtype == np.dtype("S1") and data.ndim else data
+
+
 def _pad_value(dtype: np.dtype, fill: Any):
     if fill is not None:
         if isinstance(fill, list):
@@ -221,7 +227,7 @@ class _Merger:
 
     def once(self, a: ArrayManifest, dims: list[str]) -> VirtualArray:
         if a.data is not None:
-            data = a.data
+            data = _widen_chars(a.data)
             chunk_shape = data.shape or ()
             key = ".".join("0" for _ in data.shape) or "0"
             return VirtualArray(shape=data.shape, chunks=chunk_shape, dtype=data.dtype.str,
@@ -257,7 +263,7 @@ class _Merger:
         return self.stacked_values(vs, first, stack, phony, group, attrs)
 
     def stacked_values(self, vs, first, stack, phony, group, attrs) -> VirtualArray:
-        datas = [v.data if v is not None else None for v in vs]
+        datas = [_widen_chars(v.data) if v is not None else None for v in vs]
         present = [d for d in datas if d is not None]
         dtype = np.result_type(*[d.dtype for d in present])
         ndim = max(d.ndim for d in present)

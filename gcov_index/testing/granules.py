@@ -311,7 +311,9 @@ class _Writer:
         terms = covariance_terms(code)
         grp.create_dataset("listOfPolarizations", data=_str_list(pols))
         grp.create_dataset("listOfCovarianceTerms", data=_str_list(terms))
-        ny, nx = shape
+        # thin payloads need values for the first chunk only
+        vshape = tuple(min(CHUNK, n) for n in shape) if s.payload == "thin" else tuple(shape)
+        ny, nx = vshape
         yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
         # a swath footprint: NaN outside, as real frames have no-data corners
         outside = (xx + yy * 0.3) < min(nx, ny) * 0.08
@@ -320,13 +322,13 @@ class _Writer:
             diagonal = term[:2] == term[2:]
 
             def values(i=i, diagonal=diagonal):
-                noise = self.rng.gamma(4.0, 0.25, size=shape).astype(np.float32)
+                noise = self.rng.gamma(4.0, 0.25, size=vshape).astype(np.float32)
                 v = (base * (i + 1) * (1 + 0.3 * np.sin(xx / 37.0) * np.cos(yy / 53.0)) * noise)
                 v = v.astype(np.float32)
                 v[outside] = np.nan
                 if diagonal:
                     return v
-                c = np.empty(shape, dtype=COMPLEX)
+                c = np.empty(vshape, dtype=COMPLEX)
                 c["r"], c["i"] = v * 0.1, v * -0.05
                 c["r"][outside] = c["i"][outside] = np.nan
                 return c

@@ -1,0 +1,45 @@
+"""Shared fixtures: one synthetic stack and one local archive per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcov_index.references.access import Access
+from gcov_index.testing.demo import make_stack
+from gcov_index.testing.services import LocalArchive
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> dict:
+    """Three acquisitions, an older release of the first, and a QA_STATS companion."""
+    d = tmp_path_factory.mktemp("granules")
+    paths, old, qa = make_stack(d)
+    return {"paths": paths, "old": old, "qa": qa, "dir": d}
+
+
+@pytest.fixture(scope="session")
+def archive(stack, tmp_path_factory):
+    with LocalArchive(tmp_path_factory.mktemp("archive")) as a:
+        for p in [*stack["paths"], stack["old"], stack["qa"]]:
+            a.add(p)
+        yield a
+
+
+@pytest.fixture
+def archive_env(archive, monkeypatch):
+    for k, v in archive.env.items():
+        monkeypatch.setenv(k, v)
+    return archive.env
+
+
+@pytest.fixture
+def access(archive_env) -> Access:
+    return Access.from_options()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch, tmp_path):
+    """Tests never read the developer's token, netrc or cache."""
+    monkeypatch.delenv("EARTHDATA_TOKEN", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("GCOV_INDEX_CACHE", str(tmp_path / "cache"))
