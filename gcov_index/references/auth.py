@@ -23,6 +23,18 @@ EDL_URL = "https://urs.earthdata.nasa.gov"
 TIMEOUT = 30
 
 
+class BearerAuth(requests.auth.AuthBase):
+    """The token as a requests auth object: a plain ``Authorization`` header would be replaced
+    by requests with ~/.netrc Basic auth whenever a netrc entry matches the host."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def __call__(self, r):
+        r.headers["Authorization"] = f"Bearer {self._token}"
+        return r
+
+
 def find_token(token: str | None = None, token_file: str | Path | None = None,
                edl_url: str | None = None) -> str | None:
     """The Earthdata Login bearer token, or None when none is configured."""
@@ -91,8 +103,7 @@ def fetch_s3_credentials(url: str, token: str | None) -> S3Credentials:
             f"{url}: no Earthdata token; set EARTHDATA_TOKEN, pass --token-file, or add "
             "urs.earthdata.nasa.gov to ~/.netrc")
     try:
-        r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT,
-                         allow_redirects=False)
+        r = requests.get(url, auth=BearerAuth(token), timeout=TIMEOUT, allow_redirects=False)
     except requests.RequestException as e:
         raise AccessError(f"{url}: credentials endpoint unreachable ({type(e).__name__})") from None
     if r.status_code in (401, 403) or r.is_redirect:
