@@ -5,13 +5,13 @@ The public verbs: ``select_latest``, ``scan``, ``build``, ``open_store``.
 
 __version__ = "0.1.0"
 
-from .errors import AccessError, AuthError, BadInputError, GcovIndexError  # noqa: E402
-from .granule import Granule  # noqa: E402
-from .indexer.build import build  # noqa: E402
-from .indexer.scan import scan  # noqa: E402
-from .indexer.select import select_latest  # noqa: E402
-from .references.access import Access  # noqa: E402
-from .references.open import open_store  # noqa: E402
+from .errors import AccessError, AuthError, BadInputError, GcovIndexError
+from .granule import Granule
+from .indexer.build import build
+from .indexer.scan import scan
+from .indexer.select import select_latest
+from .references.access import Access
+from .references.open import open_store
 
 __all__ = ["Access", "AccessError", "AuthError", "BadInputError", "GcovIndexError", "Granule",
            "build", "open_store", "scan", "select_latest"]

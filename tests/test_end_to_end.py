@@ -46,8 +46,8 @@ def check_every_dataset(tree, paths) -> int:
     checked = 0
     for t, path in enumerate(paths):  # the stack is in time order
         with h5py.File(path) as f:
-            names = []
-            f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+            names: list[str] = []
+            f.visititems(lambda n, o, out=names: out.append(n) if isinstance(o, h5py.Dataset) else None)
             for name in names:
                 group, var = name.rsplit("/", 1)
                 da = tree[group].dataset[var]

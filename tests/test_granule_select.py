@@ -31,7 +31,7 @@ def test_parse_every_field():
                                  NAME.replace("_A_008", "_X_008"),
                                  NAME.replace("DHDH", "ZZDH")])
 def test_parse_rejects(bad):
-    with pytest.raises(BadInputError, match="GCOV granule name|polarization"):
+    with pytest.raises(BadInputError, match=r"GCOV granule name|polarization"):
         Granule.parse(bad)
 
 
@@ -67,5 +67,5 @@ def test_counter_breaks_crid_tie_and_pr_outranks_ur():
 
 
 def test_unknown_h5_name_is_an_error():
-    with pytest.raises(BadInputError, match="random.h5: not a NISAR L2 GCOV granule name"):
+    with pytest.raises(BadInputError, match=r"random\.h5: not a NISAR L2 GCOV granule name"):
         select_latest(["/data/random.h5"])

@@ -100,7 +100,7 @@ def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache, workers:
 
 
 def build(inputs: Sequence[str], out: str | Path, *, access: Access | None = None,
-          cache_dir: Path | None | bool = True, workers: int = 4, progress: bool = False,
+          cache_dir: Path | bool | None = True, workers: int = 4, progress: bool = False,
           extra_attrs: dict | None = None) -> BuildResult:
     """Index GCOV granules (paths or s3/https URLs) into one time-stacked reference store."""
     store_format(out)  # a bad --out fails before any work

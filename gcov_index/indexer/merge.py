@@ -28,6 +28,7 @@ The rules (also in the README):
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,7 +137,7 @@ def _check_grids(ms: list[GranuleManifest]) -> None:
 
 def _merge_attrs(values: list[dict]) -> dict:
     out: dict = {}
-    for i, attrs in enumerate(values):
+    for attrs in values:
         for k, v in attrs.items():
             if k not in out:
                 out[k] = v
@@ -321,7 +322,7 @@ def merge(manifests: list[GranuleManifest]) -> VirtualTree:
     if not manifests:
         raise BadInputError("nothing to merge: no granules")
     ms = sorted(manifests, key=lambda m: m.start_time)
-    for a, b in zip(ms, ms[1:], strict=False):
+    for a, b in itertools.pairwise(ms):
         if a.start_time == b.start_time:
             raise BadInputError(f"two granules start at {a.start_time}: {a.granule.filename} and "
                                 f"{b.granule.filename}; keep one release per acquisition")

@@ -55,7 +55,7 @@ def json_value(v: Any) -> Any:
     if isinstance(v, np.ndarray):
         if v.dtype.names:  # compound {r, i}
             v = v.view(np.complex64) if v.dtype.itemsize == 8 else v.view(np.complex128)
-        if v.ndim == 0 or v.size == 1 and v.dtype.kind not in "SUO":
+        if v.ndim == 0 or (v.size == 1 and v.dtype.kind not in "SUO"):
             return json_value(v.reshape(-1)[0]) if v.size else None
         return [json_value(x) for x in v.tolist()]
     if isinstance(v, np.void) and v.dtype.names:

@@ -217,7 +217,7 @@ class _EarthdataHandler(_Quiet):
         auth = self.headers.get("Authorization", "")
         return auth.startswith("Bearer ") and auth[7:].strip() in svc.tokens
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         svc: EarthdataService = self.server.owner
         path = urlparse(self.path).path
         if svc.latency:
@@ -234,7 +234,7 @@ class _EarthdataHandler(_Quiet):
 
     do_HEAD = do_GET
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         svc: EarthdataService = self.server.owner
         self._body()
         if urlparse(self.path).path != "/api/users/find_or_create_token":
