@@ -131,8 +131,6 @@ def _provenance(ms: list[GranuleManifest], selection: Selection, tree: VirtualTr
         "superseded": [{"granuleId": old.stem, "url": old.url, "by": new.stem}
                        for old, new in selection.superseded],
         "n_chunk_refs": tree.n_refs,
-        "n_bytes_referenced": sum(n for a in tree.arrays.values()
-                                  for v in a.chunks_ref.values() if isinstance(v, tuple)
-                                  for n in v[2:]),
+        "n_bytes_referenced": tree.n_bytes_referenced,
         **(extra or {}),
     }

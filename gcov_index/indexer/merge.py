@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +79,16 @@ class VirtualTree:
     groups: dict[str, dict]  # path -> attrs ("" is the root)
     arrays: dict[str, VirtualArray]
 
+    def _refs(self):
+        return (v for a in self.arrays.values() for v in a.chunks_ref.values() if isinstance(v, tuple))
+
     @property
     def n_refs(self) -> int:
-        return sum(isinstance(v, tuple) for a in self.arrays.values() for v in a.chunks_ref.values())
+        return sum(1 for _ in self._refs())
+
+    @property
+    def n_bytes_referenced(self) -> int:
+        return sum(length for _, _, length in self._refs())
 
     def to_refs(self) -> dict:
         """Kerchunk references, version 1, one template per granule URL."""
@@ -148,6 +154,11 @@ def _merge_attrs(values: list[dict]) -> dict:
     return out
 
 
+def _stacked_key(t: int, key: str) -> str:
+    """Chunk key ``key`` of one granule at time step ``t`` (a scalar's key is empty)."""
+    return f"{t}.{key}" if key else str(t)
+
+
 def _widen_chars(data: np.ndarray) -> np.ndarray:
     """``|S1`` arrays would be read by xarray as netCDF character arrays (last axis joined into
     one string); ``|S2`` holds the same strings and is read as a list of them."""
@@ -165,10 +176,8 @@ def _pad_value(dtype: np.dtype, fill: Any):
 class _Merger:
     def __init__(self, ms: list[GranuleManifest]):
         self.ms = ms
-        self.urls = [m.url for m in ms]
         self.T = len(ms)
         self.arrays: dict[str, VirtualArray] = {}
-        self.shared_dims: dict[str, set[str]] = {}  # group -> dims still named by a scale
         self.varying_scales: dict[str, set[str]] = {}  # group -> scales stacked as data
 
     def versions(self, path: str) -> list[ArrayManifest | None]:
@@ -240,8 +249,8 @@ class _Merger:
                             compressor=a.compressor, chunks_ref=refs)
 
     def stacked(self, path, vs, first: ArrayManifest, stack: str, phony, group) -> VirtualArray:
-        attrs = _merge_attrs([v.attrs for v in vs if v is not None])
         present = [v for v in vs if v is not None]
+        attrs = _merge_attrs([v.attrs for v in present])
         if first.virtual:
             layout = {(v.shape, v.chunks, v.dtype, str(v.filters), str(v.compressor)) for v in present}
             if len(layout) > 1 or not all(v.virtual for v in present):
@@ -254,9 +263,9 @@ class _Merger:
                 if v is None:
                     continue
                 for k, (o, n) in v.refs.items():
-                    refs[f"{t}.{k}" if k else str(t)] = (t, o, n)
+                    refs[_stacked_key(t, k)] = (t, o, n)
                 for k, b in v.inline.items():
-                    refs[f"{t}.{k}" if k else str(t)] = b
+                    refs[_stacked_key(t, k)] = b
             return VirtualArray(shape=(self.T, *first.shape), chunks=(1, *first.chunks),
                                 dtype=first.dtype, dims=[stack, *self.dims(first, phony, group)],
                                 attrs=attrs, fill_value=first.fill_value, filters=first.filters,
@@ -269,7 +278,8 @@ class _Merger:
         dtype = np.result_type(*[d.dtype for d in present])
         ndim = max(d.ndim for d in present)
         shape = tuple(max(d.shape[i] for d in present if d.ndim == ndim) for i in range(ndim))
-        padded = any(d.shape != shape for d in present) or len(present) < self.T
+        varies = any(d.shape != shape for d in present)
+        padded = varies or len(present) < self.T
         fill = first.fill_value
         pad = _pad_value(dtype, fill)
         if padded and fill is None and dtype.kind in "fc":
@@ -279,8 +289,8 @@ class _Merger:
             block = np.full(shape, pad, dtype=dtype)
             if d is not None:
                 block[tuple(slice(0, n) for n in d.shape)] = d
-            out[".".join([str(t)] + ["0"] * ndim)] = np.ascontiguousarray(block).tobytes()
-        if padded and any(d.shape != shape for d in present):
+            out[_stacked_key(t, ".".join(["0"] * ndim))] = np.ascontiguousarray(block).tobytes()
+        if varies:
             attrs = attrs | {"gcov_index_padding": "length varies by granule: padded to the "
                              "longest with the fill value"}
         return VirtualArray(shape=(self.T, *shape), chunks=(1, *shape), dtype=dtype.str,
@@ -345,10 +355,3 @@ def merge(manifests: list[GranuleManifest]) -> VirtualTree:
     arrays = dict(sorted(merger.arrays.items()))
     return VirtualTree(urls=[m.url for m in ms], groups=groups, arrays=arrays)
 
-
-def chunk_count(tree: VirtualTree) -> int:
-    return sum(len(a.chunks_ref) for a in tree.arrays.values())
-
-
-def n_bytes(tree: VirtualTree) -> int:
-    return sum(math.prod(a.shape) * np.dtype(a.dtype).itemsize for a in tree.arrays.values())
