@@ -13,13 +13,13 @@ import zarr
 
 from ..errors import BadInputError
 from .access import Access
-from .store import reference_filesystem, store_attrs, store_format
-
-GRID_GROUP = "science/LSAR/GCOV/grids/frequency{}"
+from .store import metadata, open_refs, reference_filesystem, store_attrs
 
 
-def _scheme(url: str) -> str:
-    return urlparse(url).scheme
+def _family(url: str) -> str:
+    """``s3``, ``file``, or ``https`` for both http and https URLs."""
+    scheme = urlparse(url).scheme
+    return "https" if scheme == "http" else scheme
 
 
 def _local_fs():
@@ -31,23 +31,22 @@ def _local_fs():
 
 def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access | None = None):
     """A read-only zarr store over the references, with the remote file systems it needs."""
-    attrs = store_attrs(store)
-    urls = [g["url"] for g in attrs["granules"]]
-    overrides = None
     if protocol not in (None, "s3", "https"):
         raise BadInputError(f"protocol {protocol!r}: use s3 or https")
+    fo = open_refs(store)  # a JSON store is parsed once, here
+    urls = [g["url"] for g in store_attrs(store, metadata(store, fo))["granules"]]
+    overrides = None
     access = access or Access.from_options()
-    if protocol is not None and any(_scheme(u).rstrip("s") != protocol.rstrip("s")
-                                    and _scheme(u) != "file" for u in urls):
-        if store_format(store) != "json":
+    if protocol is not None and any(_family(u) not in (protocol, "file") for u in urls):
+        if not isinstance(fo, dict):
             raise BadInputError(f"{store}: switching protocol at open time needs a JSON store")
         rewrite = access.to_https if protocol == "https" else access.to_s3
         overrides = {f"u{i}": rewrite(u) for i, u in enumerate(urls)}
         urls = list(overrides.values())
     filesystems = {}
-    for scheme in {_scheme(u) for u in urls}:
+    for scheme in {urlparse(u).scheme for u in urls}:
         filesystems[scheme] = _local_fs() if scheme == "file" else access.remote_filesystem(scheme)
-    fs = reference_filesystem(store, remote_fs=filesystems, template_overrides=overrides)
+    fs = reference_filesystem(fo, filesystems, template_overrides=overrides)
     return zarr.storage.FsspecStore(fs, read_only=True, path="")
 
 
@@ -58,10 +57,3 @@ def open_store(store: str | Path, *, protocol: str | None = None, access: Access
     zs = zarr_store(store, protocol=protocol, access=access)
     return xr.open_datatree(zs, engine="zarr", consolidated=False, zarr_format=2, chunks=chunks,
                             **open_kwargs)
-
-
-def open_grid(store: str | Path, frequency: str = "A", **kwargs) -> xr.Dataset:
-    """One frequency's grid group as an ``xarray.Dataset`` (time, yCoordinates, xCoordinates)."""
-    zs = zarr_store(store, protocol=kwargs.pop("protocol", None), access=kwargs.pop("access", None))
-    return xr.open_dataset(zs, engine="zarr", consolidated=False, zarr_format=2,
-                           group=GRID_GROUP.format(frequency), **kwargs)

@@ -81,11 +81,15 @@ def write_store(refs: dict, out: str | Path) -> Path:
     return out
 
 
-def read_refs(store: str | Path) -> dict:
-    """The references of a JSON store as a dict (Parquet stores are read lazily by fsspec)."""
+def open_refs(store: str | Path) -> dict | str:
+    """What fsspec's ReferenceFileSystem takes as ``fo``: a JSON store's references, parsed
+    once, or a Parquet store's path (read lazily by fsspec)."""
     path = Path(store)
+    fmt = store_format(path)
     if not path.exists():
         raise AccessError(f"{store}: no such store")
+    if fmt != "json":
+        return str(path)
     try:
         with open(path) as f:
             return json.load(f)
@@ -93,39 +97,26 @@ def read_refs(store: str | Path) -> dict:
         raise BadInputError(f"{store}: not a kerchunk JSON reference store") from None
 
 
-def reference_filesystem(store: str | Path, remote_fs=None, remote_protocol: str | None = None,
-                         remote_options: dict | None = None, template_overrides: dict | None = None):
-    """An async fsspec ReferenceFileSystem over a JSON or Parquet store."""
+def reference_filesystem(fo: dict | str, remote_fs, template_overrides: dict | None = None):
+    """An async fsspec ReferenceFileSystem over ``open_refs(store)``, chunks read with
+    ``remote_fs`` (one file system, or a dict of them by protocol)."""
     import fsspec
 
-    path = Path(store)
-    fmt = store_format(path)
-    if not path.exists():
-        raise AccessError(f"{store}: no such store")
-    kwargs: dict[str, Any] = {"asynchronous": True}
-    if remote_fs is not None:
-        kwargs["fs"] = remote_fs
-    else:
-        kwargs["remote_protocol"] = remote_protocol
-        kwargs["remote_options"] = (remote_options or {}) | {"asynchronous": True}
+    kwargs: dict[str, Any] = {"asynchronous": True, "fs": remote_fs}
     if template_overrides:
         kwargs["template_overrides"] = template_overrides
-    fo = read_refs(path) if fmt == "json" else str(path)
     return fsspec.filesystem("reference", fo=fo, **kwargs)
 
 
-def metadata(store: str | Path) -> dict[str, dict]:
+def metadata(store: str | Path, fo: dict | str | None = None) -> dict[str, dict]:
     """Every ``.zgroup`` / ``.zarray`` / ``.zattrs`` of a store, parsed, read from the store
     file(s) alone (JSON refs, or the ``.zmetadata`` of a Parquet store)."""
-    path = Path(store)
-    fmt = store_format(path)
-    if not path.exists():
-        raise AccessError(f"{store}: no such store")
-    if fmt == "json":
-        refs = read_refs(path).get("refs", {})
+    fo = open_refs(store) if fo is None else fo
+    if isinstance(fo, dict):
+        refs = fo.get("refs", {})
     else:
         try:
-            refs = json.loads((path / ".zmetadata").read_text())["metadata"]
+            refs = json.loads((Path(fo) / ".zmetadata").read_text())["metadata"]
         except (OSError, ValueError, KeyError):
             raise BadInputError(f"{store}: not a kerchunk Parquet reference store") from None
     out = {}
