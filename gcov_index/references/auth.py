@@ -131,6 +131,7 @@ class CredentialProvider:
         self.margin = margin
         self._lock = threading.Lock()
         self._current: S3Credentials | None = None
+        self._lifetime = timedelta(hours=1)  # of the last credentials fetched
         self.fetches = 0
 
     def get(self) -> S3Credentials:
@@ -144,8 +145,6 @@ class CredentialProvider:
                 self._lifetime = c.expiration - datetime.now(UTC)
                 self.fetches += 1
             return c
-
-    _lifetime = timedelta(hours=1)
 
     def __call__(self) -> dict:
         creds = self.get().as_obstore()

@@ -60,10 +60,12 @@ class _Quiet(BaseHTTPRequestHandler):
         return self.rfile.read(n) if n else b""
 
     def _reply(self, status: int, body: bytes = b"", headers: dict | None = None,
-               content_type: str = "application/xml") -> None:
+               content_type: str | None = "application/xml", length: int | None = None) -> None:
+        """One response; ``length`` is the Content-Length a HEAD answers (no body sent)."""
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -131,16 +133,11 @@ class _GatewayHandler(_Quiet):
         data = resp.read()
         conn.close()
         gw.stats.add(self.command, len(data))
-        self.send_response(resp.status)
-        for k, v in resp.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length", "server",
-                                 "date"):
-                self.send_header(k, v)
+        passed = {k: v for k, v in resp.getheaders() if k.lower() not in (
+            "transfer-encoding", "connection", "content-length", "server", "date")}
         length = resp.getheader("Content-Length") if self.command == "HEAD" else None
-        self.send_header("Content-Length", length or str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self._reply(resp.status, data, passed, content_type=None,
+                    length=int(length) if length else None)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
 
@@ -264,12 +261,8 @@ class _EarthdataHandler(_Quiet):
         rng = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
         if self.command == "HEAD":
             svc.stats.add("HEAD", 0)
-            self.send_response(200)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(size))
-            self.end_headers()
-            return
+            return self._reply(200, b"", headers, content_type="application/octet-stream",
+                               length=size)
         start, end = 0, size - 1
         if rng:
             start = int(rng.group(1))
