@@ -1,6 +1,6 @@
 """gcov-index: NISAR L2 GCOV granules as one time-stacked virtual Zarr store.
 
-The public verbs: ``select_latest``, ``scan``, ``build``, ``open_store``.
+The public verbs: ``search``, ``select_latest``, ``scan``, ``build``, ``open_store``.
 """
 
 __version__ = "0.1.0"
@@ -8,10 +8,13 @@ __version__ = "0.1.0"
 from .errors import AccessError, AuthError, BadInputError, GcovIndexError
 from .granule import Granule
 from .indexer.build import build
+from .indexer.query import SearchQuery
 from .indexer.scan import scan
+from .indexer.search import FoundGranule, SearchResult, search
 from .indexer.select import select_latest
 from .references.access import Access
 from .references.open import open_store
 
-__all__ = ["Access", "AccessError", "AuthError", "BadInputError", "GcovIndexError", "Granule",
-           "build", "open_store", "scan", "select_latest"]
+__all__ = ["Access", "AccessError", "AuthError", "BadInputError", "FoundGranule",
+           "GcovIndexError", "Granule", "SearchQuery", "SearchResult", "build", "open_store",
+           "scan", "search", "select_latest"]

@@ -18,6 +18,40 @@ def _access_options(p: argparse.ArgumentParser) -> None:
                    "(default: NISAR's s3credentials)")
 
 
+def _search_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("search (asf_search's names in brackets)")
+    g.add_argument("--aoi", help="area of interest: WKT, minx,miny,maxx,maxy in degrees, or a "
+                   "GeoJSON file [intersectsWith]")
+    g.add_argument("--start", help="acquired at or after, ISO 8601 date or time, UTC [start]")
+    g.add_argument("--end", help="acquired at or before; a date alone includes that day [end]")
+    g.add_argument("--direction", help="ascending or descending [flightDirection]")
+    g.add_argument("--track", help="track, the relative orbit 1-173 [relativeOrbit]")
+    g.add_argument("--frame", help="frame number 1-176 [frame]")
+    g.add_argument("--production", help="PR, UR or both (default both) [productionConfiguration]")
+    g.add_argument("--collection", help="CMR collection short name, e.g. NISAR_L2_GCOV_BETA_V1 "
+                   "(default: every NISAR GCOV collection) [shortName]")
+    g.add_argument("--max-results", help="at most this many CMR records [maxResults]")
+    g.add_argument("--protocol", default="https", choices=("https", "s3"),
+                   help="which URL of each granule is indexed (https)")
+    g.add_argument("--cmr-host", help="CMR host (default: $GCOV_INDEX_CMR_HOST, else NASA's)")
+
+
+_SEARCH_FIELDS = ("aoi", "start", "end", "direction", "track", "frame", "production",
+                  "collection", "max_results")
+
+
+def _has_search(args) -> bool:
+    return any(getattr(args, k) is not None for k in _SEARCH_FIELDS)
+
+
+def _search(args):
+    from .indexer.query import SearchQuery
+    from .indexer.search import search
+
+    query = SearchQuery.from_options(**{k: getattr(args, k) for k in _SEARCH_FIELDS})
+    return search(query, protocol=args.protocol, host=args.cmr_host)
+
+
 def _access(args):
     from .references.access import Access
 
@@ -40,10 +74,27 @@ def _read_inputs(items: list[str]) -> list[str]:
     return out
 
 
-def cmd_build(args) -> int:
-    from .indexer.build import build
+def cmd_search(args) -> int:
+    print(_search(args).text(args.format, args.show_superseded), end="")
+    return 0
 
-    result = build(_read_inputs(args.granules), args.out, access=_access(args),
+
+def cmd_build(args) -> int:
+    from .errors import BadInputError
+    from .indexer.build import build
+    from .references.store import store_format
+
+    if args.granules and _has_search(args):
+        raise BadInputError("give granules or a search (--aoi, --start, ...), not both")
+    if not args.granules and not _has_search(args):
+        raise BadInputError("nothing to index: give granules, @FILE, or a search "
+                            "(--aoi, --start, --end, ...)")
+    store_format(args.out)  # a bad --out fails before the search
+    inputs = _search(args) if not args.granules else _read_inputs(args.granules)
+    if args.dry_run:
+        print(_dry_run(inputs, args.out), end="")
+        return 0
+    result = build(inputs, args.out, access=_access(args),
                    cache_dir=False if args.no_cache else (Path(args.cache_dir) if args.cache_dir else True),
                    workers=args.workers, progress=not args.quiet)
     sel = result.selection
@@ -54,6 +105,21 @@ def cmd_build(args) -> int:
     for s in sel.skipped:
         print(f"  skipped {s} (not a data granule)")
     return 0
+
+
+def _dry_run(inputs, out: str) -> str:
+    from .indexer.search import SearchResult
+    from .indexer.select import select_latest
+
+    if isinstance(inputs, SearchResult):
+        return inputs.text("table", show_superseded=True) + f"would write {out}\n"
+    sel = select_latest(inputs)
+    lines = [f"  {g.start:%Y-%m-%dT%H:%M:%S}  {g.url}" for g in sel.selected]
+    lines += [f"  superseded {old.url} (by {new.crid} {new.counter:03d})"
+              for old, new in sel.superseded]
+    lines += [f"  skipped {s} (not a data granule)" for s in sel.skipped]
+    lines.append(f"would write {out}: {len(sel.selected)} granules")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_info(args) -> int:
@@ -76,15 +142,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"gcov-index {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="scan granules and write one reference store")
-    b.add_argument("granules", nargs="+", metavar="GRANULE",
-                   help="paths, s3:// or https:// URLs, or @FILE listing them")
+    b.add_argument("granules", nargs="*", metavar="GRANULE",
+                   help="paths, s3:// or https:// URLs, or @FILE listing them; or search "
+                   "with the options below")
     b.add_argument("--out", required=True, help="NAME.json or NAME.parquet")
+    b.add_argument("--dry-run", action="store_true", help="list what would be indexed, and stop")
     b.add_argument("--workers", type=int, default=4, help="granules scanned at once (4)")
     b.add_argument("--cache-dir", help="manifest cache (default ~/.cache/gcov-index)")
     b.add_argument("--no-cache", action="store_true", help="scan again, cache nothing")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     _access_options(b)
+    _search_options(b)
     b.set_defaults(func=cmd_build)
+    s = sub.add_parser("search", help="find GCOV granules with asf_search; latest releases only")
+    _search_options(s)
+    s.add_argument("--format", default="table", choices=("table", "json", "csv"))
+    s.add_argument("--show-superseded", action="store_true",
+                   help="also list the older releases that were left out")
+    s.set_defaults(func=cmd_search)
     i = sub.add_parser("info", help="what a store holds")
     i.add_argument("store")
     i.set_defaults(func=cmd_info)
@@ -94,8 +169,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _glue_values(argv: list[str]) -> list[str]:
+    """``--aoi -118,36,-117,37`` would read as an option; glue it as ``--aoi=-118,...``."""
+    out, it = [], iter(argv)
+    for a in it:
+        if a == "--aoi":
+            a = f"--aoi={next(it, '')}"
+        out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(_glue_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except GcovIndexError as e:

@@ -18,6 +18,7 @@ from ..references.store import STORE_ATTR, store_format, write_store
 from .manifest import GranuleManifest
 from .merge import VirtualTree, merge
 from .scan import fingerprint, scan
+from .search import SearchResult
 from .select import Selection, select_latest
 
 FORMAT_VERSION = 1
@@ -99,11 +100,22 @@ def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache, workers:
     return out, cached
 
 
-def build(inputs: Sequence[str], out: str | Path, *, access: Access | None = None,
-          cache_dir: Path | bool | None = True, workers: int = 4, progress: bool = False,
-          extra_attrs: dict | None = None) -> BuildResult:
-    """Index GCOV granules (paths or s3/https URLs) into one time-stacked reference store."""
+def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
+          access: Access | None = None, cache_dir: Path | bool | None = True, workers: int = 4,
+          progress: bool = False, extra_attrs: dict | None = None) -> BuildResult:
+    """Index GCOV granules into one time-stacked reference store.
+
+    ``inputs`` are paths or s3/https URLs, or a :class:`SearchResult`, whose URLs are indexed
+    and whose saved search (query and granules found) goes into the store's attributes.
+    """
     store_format(out)  # a bad --out fails before any work
+    if isinstance(inputs, SearchResult):
+        if len(inputs.frames) > 1:
+            raise BadInputError(f"the search found {len(inputs.frames)} frames "
+                                f"({', '.join(inputs.frames)}), whose grids differ; add "
+                                "--track, --frame and --direction to index one")
+        extra_attrs = {"search": inputs.record(), **(extra_attrs or {})}
+        inputs = inputs.urls
     access = access or Access.from_options()
     selection = select_latest(inputs)
     if not selection.selected:

@@ -39,8 +39,13 @@ class StoreInfo:
                      f"{self.n_bytes_referenced / 1e6:.1f} MB in the granules")
         for g in self.granules:
             lines.append(f"  {g['time'][:19]}  {g['granuleId']}")
-        for s in self.superseded:
+        found = self.extra.get("search")
+        for s in self.superseded + (found or {}).get("superseded", []):
             lines.append(f"  superseded  {s['granuleId']} (by {s['by']})")
+        if found:
+            lines.append(f"search      {found['cmr_host']} at {found['searched_at']}: "
+                         f"{len(found['found'])} found, {len(found['selected'])} kept")
+            lines.append(f"  repeat    {found['command']} --out NEW.json")
         return "\n".join(lines)
 
 

@@ -96,13 +96,25 @@ class Stats:
         return sum(self.requests.values())
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (a timeout under test) is not a server error."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+            super().handle_error(request, client_address)
+
+
 class _Server:
-    def __init__(self, handler, owner):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+    def __init__(self, handler, owner, ssl_context=None):
+        self.httpd = _HTTPServer(("127.0.0.1", 0), handler)
         self.httpd.owner = owner
+        if ssl_context is not None:
+            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -328,7 +340,9 @@ class LocalArchive:
         }
 
     def key(self, name: str) -> str:
-        stem = name.removesuffix(".h5")
+        """Where NISAR keeps a file: ``<collection>/<granule stem>/<name>`` (a QA_STATS
+        companion sits beside its granule)."""
+        stem = name.removesuffix(".h5").removesuffix("_QA_STATS")
         return f"{COLLECTION}/{stem}/{name}"
 
     def add(self, path: Path, name: str | None = None) -> tuple[str, str]:

@@ -1,0 +1,226 @@
+"""SearchQuery: what a user asks the archive for, checked, in asf_search's terms, and saved.
+
+The query is a typed value: every input is checked here (area, dates, direction, production)
+with a one-line error naming the option, and resolved to absolute values (UTC times, a WKT in
+longitude/latitude), so that the query saved in a store repeats the same search later.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, time
+from pathlib import Path
+
+from ..errors import BadInputError
+
+DIRECTIONS = {"A": "ASCENDING", "ASC": "ASCENDING", "ASCENDING": "ASCENDING",
+              "D": "DESCENDING", "DESC": "DESCENDING", "DESCENDING": "DESCENDING"}
+PRODUCTIONS = ("PR", "UR")
+_BBOX = re.compile(r"^\s*(-?[\d.]+(?:e-?\d+)?\s*,\s*){3}-?[\d.]+(?:e-?\d+)?\s*$", re.I)
+
+
+def parse_aoi(text: str) -> str:
+    """An area of interest as WKT, ``minx,miny,maxx,maxy`` (degrees) or a GeoJSON file path;
+    returns the WKT of the area in longitude/latitude."""
+    from shapely import wkt
+    from shapely.errors import ShapelyError
+    from shapely.geometry import box, shape
+    from shapely.ops import unary_union
+
+    text = text.strip()
+    if not text:
+        raise BadInputError("--aoi: empty area of interest")
+    if _BBOX.match(text):
+        minx, miny, maxx, maxy = (float(v) for v in text.split(","))
+        if not (minx < maxx and miny < maxy):
+            raise BadInputError(f"--aoi {text}: a bbox is minx,miny,maxx,maxy with min < max")
+        geom = box(minx, miny, maxx, maxy)
+    elif text.lower().endswith((".geojson", ".json")) or Path(text).is_file():
+        try:
+            doc = json.loads(Path(text).read_text())
+        except OSError as e:
+            raise BadInputError(f"--aoi {text}: cannot read the GeoJSON file ({e.strerror})") from None
+        except ValueError as e:
+            raise BadInputError(f"--aoi {text}: not GeoJSON ({e})") from None
+        geoms = [f.get("geometry") for f in doc.get("features", [])] if doc.get(
+            "type") == "FeatureCollection" else [doc.get("geometry") if doc.get(
+                "type") == "Feature" else doc]
+        try:
+            geom = unary_union([shape(g) for g in geoms if g])
+        except (ShapelyError, KeyError, TypeError, ValueError, AttributeError) as e:
+            raise BadInputError(f"--aoi {text}: not a GeoJSON geometry ({e})") from None
+        if geom.is_empty:
+            raise BadInputError(f"--aoi {text}: the GeoJSON holds no geometry")
+    else:
+        try:
+            geom = wkt.loads(text)
+        except (ShapelyError, ValueError) as e:
+            raise BadInputError(f"--aoi {_short(text)}: not WKT, a minx,miny,maxx,maxy bbox "
+                                f"or a GeoJSON file ({str(e).splitlines()[0]})") from None
+    if geom.is_empty:
+        raise BadInputError(f"--aoi {_short(text)}: the area is empty")
+    if not geom.is_valid:
+        raise BadInputError(f"--aoi {_short(text)}: the geometry is not valid "
+                            "(self-intersecting or unclosed)")
+    minx, miny, maxx, maxy = geom.bounds
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise BadInputError(f"--aoi {_short(text)}: coordinates must be longitude, latitude "
+                            f"in degrees (bounds {minx:g},{miny:g},{maxx:g},{maxy:g})")
+    return geom.wkt
+
+
+def _short(text: str, n: int = 60) -> str:
+    return repr(text if len(text) <= n else text[: n - 3] + "...")
+
+
+def parse_time(text: str | datetime | None, option: str, *, end: bool = False) -> datetime | None:
+    """An ISO 8601 date or time, UTC unless it says otherwise. A date alone given as the end
+    means the end of that day, so ``--end 2026-01-15`` includes acquisitions of the 15th."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, datetime):
+        t = text
+    else:
+        try:
+            t = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise BadInputError(f"{option} {text!r}: not a date or time "
+                                "(use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)") from None
+        if end and re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", text.strip()):
+            t = datetime.combine(t.date(), time.max)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A NISAR L2 GCOV search. Field names follow the CLI; ``asf_options`` gives asf_search's."""
+
+    aoi: str | None = None  # WKT, longitude/latitude
+    start: datetime | None = None
+    end: datetime | None = None
+    direction: str | None = None  # "ASCENDING" or "DESCENDING"
+    track: int | None = None  # relative orbit
+    frame: int | None = None
+    production: tuple[str, ...] = PRODUCTIONS  # "PR", "UR" or both
+    collection: str | None = None  # CMR short name, e.g. NISAR_L2_GCOV_BETA_V1
+    max_results: int | None = None
+
+    @classmethod
+    def from_options(cls, *, aoi: str | None = None, start=None, end=None,
+                     direction: str | None = None, track: int | str | None = None,
+                     frame: int | str | None = None,
+                     production: str | list[str] | tuple[str, ...] | None = None,
+                     collection: str | None = None,
+                     max_results: int | str | None = None) -> SearchQuery:
+        """Check every input; raise BadInputError naming the option at the first bad one."""
+        area = parse_aoi(aoi) if aoi is not None else None
+        t0 = parse_time(start, "--start")
+        t1 = parse_time(end, "--end", end=True)
+        if t0 and t1 and t1 < t0:
+            raise BadInputError(f"--end {t1:%Y-%m-%dT%H:%M:%SZ} is before --start "
+                                f"{t0:%Y-%m-%dT%H:%M:%SZ}")
+        if t0 and t0 > datetime.now(UTC):
+            raise BadInputError(f"--start {t0:%Y-%m-%dT%H:%M:%SZ} is in the future")
+        if direction is not None:
+            key = direction.strip().upper()
+            if key not in DIRECTIONS:
+                raise BadInputError(f"--direction {direction!r}: use ascending or descending")
+            direction = DIRECTIONS[key]
+        prods = _productions(production)
+        return cls(
+            aoi=area,
+            start=t0, end=t1, direction=direction,
+            track=_positive_int(track, "--track", 1, 173),
+            frame=_positive_int(frame, "--frame", 1, 176),
+            production=prods, collection=collection or None,
+            max_results=_positive_int(max_results, "--max-results", 1, None),
+        )
+
+    def asf_options(self) -> dict:
+        """Keyword arguments for ``asf_search.search``."""
+        opts: dict = {"dataset": "NISAR", "processingLevel": "GCOV"}
+        if self.collection:
+            opts = {"shortName": self.collection, "processingLevel": "GCOV"}
+        if self.aoi:
+            opts["intersectsWith"] = self.aoi
+        if self.start:
+            opts["start"] = self.start
+        if self.end:
+            opts["end"] = self.end
+        if self.direction:
+            opts["flightDirection"] = self.direction
+        if self.track is not None:
+            opts["relativeOrbit"] = self.track
+        if self.frame is not None:
+            opts["frame"] = self.frame
+        opts["productionConfiguration"] = list(self.production)
+        if self.max_results:
+            opts["maxResults"] = self.max_results
+        return opts
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("start", "end"):
+            if d[k] is not None:
+                d[k] = d[k].isoformat().replace("+00:00", "Z")
+        d["production"] = list(self.production)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SearchQuery:
+        return cls.from_options(**{k: d.get(k) for k in (
+            "aoi", "start", "end", "direction", "track", "frame", "production", "collection",
+            "max_results")})
+
+    def cli_args(self) -> str:
+        """The options that repeat this search on the command line."""
+        parts = []
+        for name, value in (("--aoi", self.aoi), ("--start", self.start), ("--end", self.end),
+                            ("--direction", self.direction and self.direction.lower()),
+                            ("--track", self.track), ("--frame", self.frame),
+                            ("--collection", self.collection),
+                            ("--max-results", self.max_results)):
+            if value is None:
+                continue
+            if isinstance(value, datetime):
+                value = value.isoformat().replace("+00:00", "Z")
+            parts += [name, shlex.quote(str(value))]
+        if set(self.production) != set(PRODUCTIONS):
+            parts += ["--production", ",".join(self.production)]
+        return " ".join(parts)
+
+    def describe(self) -> str:
+        """A one-line summary for messages."""
+        return self.cli_args() or "(no filters)"
+
+
+def _productions(value) -> tuple[str, ...]:
+    if value is None or value == "" or value == []:
+        return PRODUCTIONS
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        p = item.strip().upper()
+        if p in ("BOTH", "ALL"):
+            out += PRODUCTIONS
+        elif p in PRODUCTIONS:
+            out.append(p)
+        else:
+            raise BadInputError(f"--production {item!r}: use PR, UR or both")
+    return tuple(p for p in PRODUCTIONS if p in out)
+
+
+def _positive_int(value, option: str, low: int, high: int | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise BadInputError(f"{option} {value!r}: not a whole number") from None
+    if n < low or (high is not None and n > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise BadInputError(f"{option} {n}: out of range ({bound})")
+    return n

@@ -1,0 +1,302 @@
+"""search: a SearchQuery -> NISAR L2 GCOV granules through asf_search, latest releases only.
+
+asf_search sends the query to CMR (``POST /search/granules.umm_json``, following
+``CMR-Search-After`` pages, one sub-query per production type) and parses each UMM-G record
+into a ``NISARProduct``. A record lists several files: the ``.h5`` data granule, its
+``_QA_STATS.h5`` companion, browse images, and ``s3://`` copies of each, some of them in buckets
+a user cannot read. This module keeps one data granule per record (its https URL and its s3 URL
+in the public products bucket), then keeps the latest release of each acquisition
+(:func:`~gcov_index.indexer.select.select_latest`).
+
+Where asf_search falls short: it retries CMR 5xx answers but not timeouts, lost connections or
+the HTML error pages a gateway returns (it fails decoding them as JSON); those are retried here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from urllib.parse import urlparse
+
+from ..errors import AccessError, BadInputError, GcovIndexError
+from ..granule import Granule, is_data_granule
+from ..references.access import S3_BUCKET
+from .query import SearchQuery
+from .select import select_latest
+
+PROTOCOLS = ("https", "s3")
+
+
+class SearchError(AccessError):
+    """CMR failed, timed out or refused the search."""
+
+
+class NoResultsError(GcovIndexError):
+    """The search found no GCOV data granule."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class FoundGranule:
+    """One data granule as the archive lists it."""
+
+    granule: Granule  # every field of its name
+    https_url: str
+    s3_url: str | None  # in the public products bucket; None if the record has none
+    size: int | None  # bytes
+    start: datetime
+    stop: datetime
+    track: int | None
+    frame: int | None
+    direction: str | None  # ASCENDING / DESCENDING
+    production: str | None  # PR / UR
+    crid: str | None
+    collection: str | None
+    concept_id: str | None
+
+    @property
+    def granule_id(self) -> str:
+        return self.granule.stem
+
+    def url(self, protocol: str = "https") -> str:
+        if protocol == "s3":
+            if not self.s3_url:
+                raise BadInputError(f"{self.granule_id}: the archive lists no s3:// URL in "
+                                    "the public bucket; use --protocol https")
+            return self.s3_url
+        return self.https_url
+
+    def row(self) -> dict:
+        """Plain values, for JSON and CSV."""
+        return {
+            "granuleId": self.granule_id, "start": _iso(self.start), "stop": _iso(self.stop),
+            "track": self.track, "frame": self.frame, "direction": self.direction,
+            "production": self.production, "crid": self.crid, "counter": self.granule.counter,
+            "size": self.size, "https_url": self.https_url, "s3_url": self.s3_url,
+            "collection": self.collection, "concept_id": self.concept_id,
+        }
+
+
+@dataclass
+class SearchResult:
+    query: SearchQuery
+    protocol: str
+    granules: list[FoundGranule]  # the latest release of each acquisition, in time order
+    superseded: list[tuple[FoundGranule, FoundGranule]]  # (older release, the one kept)
+    companions: int  # QA_STATS, browse and other files listed beside the data granules
+    host: str
+    searched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def urls(self) -> list[str]:
+        return [g.url(self.protocol) for g in self.granules]
+
+    @property
+    def frames(self) -> list[str]:
+        """The distinct passes found, as ``track+direction/frame`` (e.g. ``172A/008``)."""
+        return sorted({f"{g.granule.track:03d}{g.granule.direction}/{g.granule.frame:03d}"
+                       for g in self.granules})
+
+    @property
+    def n_found(self) -> int:
+        return len(self.granules) + len(self.superseded)
+
+    def record(self) -> dict:
+        """The saved search: what was asked, where, when, and what was found and kept."""
+        return {
+            "query": self.query.to_dict(),
+            "command": f"gcov-index build {self.query.cli_args()} --protocol {self.protocol}",
+            "cmr_host": self.host,
+            "searched_at": _iso(self.searched_at),
+            "protocol": self.protocol,
+            "found": [g.granule_id for g in self.granules] + [o.granule_id for o, _ in
+                                                              self.superseded],
+            "selected": [g.granule_id for g in self.granules],
+            "superseded": [{"granuleId": o.granule_id, "by": k.granule_id}
+                           for o, k in self.superseded],
+        }
+
+
+    # -- presentation -------------------------------------------------------------------------
+    def text(self, fmt: str = "table", show_superseded: bool = False) -> str:
+        """The granules as a table, JSON or CSV (``show_superseded`` adds the older releases)."""
+        rows = [g.row() | {"status": "selected", "superseded_by": None} for g in self.granules]
+        if show_superseded:
+            rows += [o.row() | {"status": "superseded", "superseded_by": k.granule_id}
+                     for o, k in self.superseded]
+        for r in rows:
+            r["url"] = r["s3_url"] if self.protocol == "s3" else r["https_url"]
+        if fmt == "json":
+            return json.dumps({"search": self.record(), "granules": rows}, indent=1) + "\n"
+        if fmt == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            return out.getvalue()
+        lines = [f"{'start (UTC)':19}  {'track':>5} {'frame':>5} dir prod {'CRID':6} ctr "
+                 f"{'GB':>5}  granule"]
+        for r in rows:
+            mark = f"  superseded by {r['superseded_by'][-28:]}" if r["superseded_by"] else ""
+            lines.append(
+                f"{r['start'][:19]:19}  {r['track'] or '':>5} {r['frame'] or '':>5} "
+                f"{(r['direction'] or '?')[0]:3} {r['production'] or '?':4} {r['crid'] or '':6} "
+                f"{r['counter']:03d} {(r['size'] or 0) / 1e9:5.2f}  {r['granuleId']}{mark}")
+        lines.append(
+            f"{len(self.granules)} granules (the latest release of each acquisition) of "
+            f"{self.n_found} found; {len(self.superseded)} superseded"
+            + ("" if show_superseded or not self.superseded else " (--show-superseded lists them)")
+            + f"; {self.companions} QA_STATS, browse and other files left out; "
+            f"--format json or csv gives the {self.protocol} URLs")
+        return "\n".join(lines) + "\n"
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def cmr_host(host: str | None = None) -> str:
+    from asf_search.constants import INTERNAL
+
+    return host or os.environ.get("GCOV_INDEX_CMR_HOST") or INTERNAL.CMR_HOST
+
+
+def search(query: SearchQuery | None = None, *, protocol: str = "https",
+           host: str | None = None, session=None, timeout: float = 60.0, retries: int = 3,
+           backoff: float = 2.0, s3_bucket: str = S3_BUCKET, **criteria) -> SearchResult:
+    """Search CMR with asf_search; keep the latest release of each acquisition.
+
+    Give a :class:`SearchQuery` or its fields as keywords: ``aoi`` (WKT, ``minx,miny,maxx,maxy``
+    or a GeoJSON file), ``start``, ``end``, ``direction``, ``track``, ``frame``, ``production``
+    (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results``. ``protocol`` picks the URL
+    each granule is indexed by (``https`` or ``s3``). ``host`` is CMR's host (default ``$GCOV_INDEX_CMR_HOST``, else NASA's). Timeouts, lost
+    connections and gateway error pages are retried ``retries`` times, ``backoff`` seconds
+    apart, doubling; CMR 5xx answers are retried by asf_search itself. Raises
+    :class:`SearchError` when CMR fails and :class:`NoResultsError` when nothing matches.
+    """
+    if query is None:
+        query = SearchQuery.from_options(**criteria)
+    elif criteria:
+        raise TypeError("give a SearchQuery or search criteria, not both")
+    if protocol not in PROTOCOLS:
+        raise BadInputError(f"--protocol {protocol!r}: use https or s3")
+    host = cmr_host(host)
+    products = _run(query, host, session, timeout, retries, backoff)
+    found, companions = [], 0
+    for p in products:
+        g = _found(p, s3_bucket)
+        companions += _n_files(p) - (1 if g else 0)
+        if g is not None:
+            found.append(g)
+    unique = {g.granule_id: g for g in found}  # one record per granule, even across pages
+    if not unique:
+        raise NoResultsError(
+            f"no GCOV granules match {query.describe()} at {host} ({len(products)} records); "
+            "hint: widen the dates or the area, or drop --direction/--track/--frame/--production")
+    by_id = {g.granule_id: g for g in unique.values()}
+    selection = select_latest([Granule.parse(g.https_url) for g in unique.values()])
+    return SearchResult(
+        query=query, protocol=protocol,
+        granules=[by_id[g.stem] for g in selection.selected],
+        superseded=[(by_id[o.stem], by_id[k.stem]) for o, k in selection.superseded],
+        companions=companions, host=host,
+    )
+
+
+def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, backoff: float):
+    import asf_search
+    import requests
+    from asf_search.constants import INTERNAL
+    from asf_search.exceptions import ASFSearch4xxError, ASFSearch5xxError, ASFSearchError
+
+    if host != INTERNAL.CMR_HOST:
+        asf_search.REPORT_ERRORS = False  # asf_search reports errors to ASF; not for other hosts
+    session = session or asf_search.ASFSession()
+    opts = asf_search.ASFSearchOptions(host=host, session=session, **query.asf_options())
+    saved, INTERNAL.CMR_TIMEOUT = INTERNAL.CMR_TIMEOUT, timeout  # asf_search's documented knob
+    try:
+        for attempt in range(1, retries + 1):
+            try:
+                return asf_search.search(opts=opts)
+            except ASFSearch4xxError as e:
+                raise SearchError(f"CMR at {host} refused the search {query.describe()}: "
+                                  f"{_first_line(e)}") from None
+            except ASFSearch5xxError as e:
+                raise SearchError(f"CMR at {host} failed: {_first_line(e)} (asf_search tried "
+                                  "3 times); try again later") from None
+            except (ASFSearchError, requests.RequestException, ValueError) as e:
+                # timeouts, lost connections, and non-JSON error pages from a gateway
+                if isinstance(e, ASFSearchError) and "Timeout" not in str(e):
+                    raise SearchError(f"CMR at {host}: {_first_line(e)}") from None
+                if attempt == retries:
+                    raise SearchError(f"CMR at {host} did not answer the search after "
+                                      f"{retries} tries: {_reason(e, timeout)}") from None
+                time.sleep(backoff * 2 ** (attempt - 1))
+    finally:
+        INTERNAL.CMR_TIMEOUT = saved
+    raise AssertionError("unreachable")
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
+def _reason(e: Exception, timeout: float) -> str:
+    import requests
+
+    if "Timeout" in str(e) or isinstance(e, requests.Timeout):
+        return f"timed out after {timeout:g} s"
+    if isinstance(e, requests.ConnectionError):
+        return "connection failed"
+    if isinstance(e, ValueError):
+        return "the answer was not CMR's JSON (a gateway error page?)"
+    return _first_line(e)
+
+
+def _n_files(product) -> int:
+    p = product.properties
+    urls = [p.get("url") or "", *(p.get("additionalUrls") or []), *(p.get("browse") or [])]
+    return len({_name(u) for u in urls if u})
+
+
+def _name(url: str) -> str:
+    return PurePosixPath(urlparse(url).path).name
+
+
+def _found(product, s3_bucket: str) -> FoundGranule | None:
+    """The record's data granule (not QA_STATS or browse), or None if it lists none."""
+    p = product.properties
+    https = [u for u in [p.get("url"), *p.get("additionalUrls", [])]
+             if u and is_data_granule(u) and not u.startswith("s3://")]
+    if not https:
+        return None
+    url = https[0]
+    granule = Granule.parse(url)
+    s3 = [u for u in p.get("s3Urls", [])
+          if _name(u) == granule.filename and urlparse(u).netloc == s3_bucket]
+    sizes = p.get("bytes") or {}
+    size = (sizes.get(granule.filename) or {}).get("bytes")
+    return FoundGranule(
+        granule=granule, https_url=url, s3_url=s3[0] if s3 else None,
+        size=int(size) if size is not None else None,
+        start=_time(p.get("startTime")) or granule.start,
+        stop=_time(p.get("stopTime")) or granule.end,
+        track=p.get("pathNumber"), frame=p.get("frameNumber"),
+        direction=p.get("flightDirection"), production=p.get("productionConfiguration"),
+        crid=p.get("crid"), collection=p.get("collectionName"),
+        concept_id=(getattr(product, "meta", None) or {}).get("concept-id"),
+    )
+
+
+def _time(value) -> datetime | None:
+    if not value:
+        return None
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
