@@ -1,8 +1,9 @@
 """`gcov-index demo`: the main job, offline, on an embedded default.
 
-Makes a small synthetic stack (three acquisitions, one superseded release, a QA_STATS file),
-serves it from the local S3 API behind temporary Earthdata credentials, builds a store from the
-s3:// URLs, opens it and prints a subset time series.
+Serves the seed's search fixture from a local archive (five acquisitions, two of them released
+twice, as small synthetic granules) behind a local CMR, S3 API and temporary Earthdata
+credentials; searches it with asf_search as a user would (area, dates, ascending, PR), builds a
+store from the latest releases' s3:// URLs, opens it and prints a subset time series.
 """
 
 from __future__ import annotations
@@ -32,27 +33,31 @@ def make_stack(directory: Path, n: int = 3) -> tuple[list[Path], Path, Path]:
 
 def run(out: Path | None = None, echo=print) -> Path:
     from ..indexer.build import build
+    from ..indexer.search import search
     from ..references.access import Access
     from ..references.info import store_info
     from ..references.open import open_store
+    from .cmr import SEED_AOI, SEED_END, SEED_START, CMRService, publish_seed
     from .services import LocalArchive
 
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="gcov-index-demo-"))
     out = Path(out) if out else Path("gcov-index-demo.json")
     try:
-        paths, old, qa = make_stack(work / "granules")
         with LocalArchive(work / "archive") as archive:
-            urls = [archive.add(p)[0] for p in [*paths, old, qa]]
-            echo(f"local archive: S3 API at {archive.s3.url}, s3credentials at "
-                 f"{archive.earthdata.url}/s3credentials ({len(urls)} objects)")
-            with mock.patch.dict(os.environ, archive.env):
+            _, records = publish_seed(archive, work / "granules")
+            with CMRService(records) as cmr, mock.patch.dict(os.environ, archive.env | cmr.env):
+                echo(f"local archive: CMR at {cmr.url}, S3 API at {archive.s3.url}, "
+                     f"s3credentials at {archive.earthdata.url}/s3credentials")
+                echo(f"search: --aoi '{SEED_AOI}' --start {SEED_START} --end {SEED_END} "
+                     "--direction ascending --production PR --protocol s3")
+                found = search(aoi=SEED_AOI, start=SEED_START, end=SEED_END,
+                               direction="ascending", production="PR", protocol="s3")
+                echo(found.text(show_superseded=True).rstrip())
                 access = Access.from_options()
-                result = build(urls, out, access=access, cache_dir=work / "cache")
+                result = build(found, out, access=access, cache_dir=work / "cache")
                 echo(f"built {result.store}: {len(result.selection.selected)} granules, "
-                     f"{result.tree.n_refs} chunk references; superseded "
-                     f"{[o.crid for o, _ in result.selection.superseded]}; skipped "
-                     f"{[Path(s).name for s in result.selection.skipped]}")
+                     f"{result.tree.n_refs} chunk references")
                 echo(store_info(out).text())
                 archive.s3.stats.reset()
                 tree = open_store(out, access=access)

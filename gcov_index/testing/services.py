@@ -23,6 +23,8 @@ import os
 import re
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -41,6 +43,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto's server exited with code {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"moto's server did not listen on port {port} within {timeout:g} s")
 
 
 def _s3_error(code: str, message: str, status: int) -> tuple[int, bytes]:
@@ -160,14 +176,13 @@ class S3Gateway:
     _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
 
     def __init__(self, latency: float = 0.0):
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto's server in its own process: moto keeps one S3 namespace per process, so two
+        # archives in one process (tests, benchmarks) would overwrite each other's objects
         self.moto_port = free_port()
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
-        self.moto.start()
+        self.moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(self.moto_port, self.moto)
         self.latency = latency
         self.stats = Stats()
         self._issued: dict[str, tuple[str, datetime]] = {}  # key -> (session token, expiry)
@@ -213,7 +228,8 @@ class S3Gateway:
 
     def stop(self) -> None:
         self._server.stop()
-        self.moto.stop()
+        self.moto.terminate()
+        self.moto.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------
