@@ -120,6 +120,8 @@ def test_build_from_search_equals_build_from_the_selected_urls(env, tmp_path):
     b = build(result.urls, tmp_path / "from-urls.json", cache_dir=False)
     ra, rb = open_refs(a.store)["refs"], open_refs(b.store)["refs"]
     za, zb = json.loads(ra.pop(".zattrs")), json.loads(rb.pop(".zattrs"))
+    ma, mb = (json.loads(r.pop(".zmetadata"))["metadata"] for r in (ra, rb))
+    assert ma.pop(".zattrs") == za and mb.pop(".zattrs") == zb and ma == mb
     assert ra == rb  # every array, chunk reference and inlined value
     ga, gb = za.pop("gcov_index"), zb.pop("gcov_index")
     assert za == zb

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import rioxarray  # noqa: F401  (registers the .rio accessor: CRS from grid_mapping)
 import xarray as xr
 import zarr
+from fsspec.asyn import AsyncFileSystem
 
 from ..errors import BadInputError
 from .access import Access
@@ -29,31 +30,79 @@ def _local_fs():
     return AsyncFileSystemWrapper(LocalFileSystem(), asynchronous=True)
 
 
+class RewritingFileSystem(AsyncFileSystem):
+    """Reads ``s3://`` references over HTTPS (or ``https://`` ones from S3): each URL the
+    reference file system asks for is rewritten, then read by ``target``. The store is not
+    changed, so the same shared file serves users in and out of us-west-2."""
+
+    def __init__(self, target: AsyncFileSystem, rewrite, protocol: str):
+        super().__init__(asynchronous=True)
+        self.target = target
+        self.rewrite = rewrite
+        self.protocol = protocol
+
+    async def _cat_file(self, path, start=None, end=None, **kwargs):
+        return await self.target._cat_file(self.rewrite(path), start=start, end=end, **kwargs)
+
+    async def _cat_ranges(self, paths, starts, ends, **kwargs):
+        return await self.target._cat_ranges([self.rewrite(p) for p in paths], starts, ends,
+                                             **kwargs)
+
+    async def _info(self, path, **kwargs):
+        return await self.target._info(self.rewrite(path), **kwargs)
+
+
+def _rewriter(access: Access, protocol: str, store, urls: list[str]):
+    """The s3 -> https (or https -> s3) rewrite, checked on every granule URL of the store."""
+    rewrite = access.to_https if protocol == "https" else access.to_s3
+    for url in urls:
+        if _family(url) not in (protocol, "file") and _family(rewrite(url)) != protocol:
+            where = f"under {access.https_base}" if protocol == "s3" else "an s3:// URL"
+            raise BadInputError(f"{store}: cannot read {url} over {protocol} (it is not {where}; "
+                                "set GCOV_INDEX_HTTPS_BASE)")
+    return rewrite
+
+
 def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access | None = None):
-    """A read-only zarr store over the references, with the remote file systems it needs."""
+    """A read-only zarr store over the references, with the remote file systems it needs.
+
+    ``protocol`` ("s3" or "https") reads every granule that way, whatever URLs the store
+    holds: they are rewritten at read time (:class:`RewritingFileSystem`).
+    """
     if protocol not in (None, "s3", "https"):
         raise BadInputError(f"protocol {protocol!r}: use s3 or https")
     fo = open_refs(store)  # a JSON store is parsed once, here
     urls = [g["url"] for g in store_attrs(store, metadata(store, fo))["granules"]]
-    overrides = None
     access = access or Access.from_options()
-    if protocol is not None and any(_family(u) not in (protocol, "file") for u in urls):
-        if not isinstance(fo, dict):
-            raise BadInputError(f"{store}: switching protocol at open time needs a JSON store")
-        rewrite = access.to_https if protocol == "https" else access.to_s3
-        overrides = {f"u{i}": rewrite(u) for i, u in enumerate(urls)}
-        urls = list(overrides.values())
     filesystems = {}
-    for scheme in {urlparse(u).scheme for u in urls}:
-        filesystems[scheme] = _local_fs() if scheme == "file" else access.remote_filesystem(scheme)
-    fs = reference_filesystem(fo, filesystems, template_overrides=overrides)
+    rewrite = _rewriter(access, protocol, store, urls) if protocol else None
+    for url in urls:
+        scheme = urlparse(url).scheme
+        if scheme in filesystems:
+            continue
+        if scheme == "file":
+            filesystems[scheme] = _local_fs()
+        elif rewrite is not None and _family(url) != protocol:
+            target = urlparse(rewrite(url)).scheme
+            filesystems[scheme] = RewritingFileSystem(access.remote_filesystem(target), rewrite,
+                                                      scheme)
+        else:
+            filesystems[scheme] = access.remote_filesystem(scheme)
+    fs = reference_filesystem(fo, filesystems)
     return zarr.storage.FsspecStore(fs, read_only=True, path="")
 
 
-def open_store(store: str | Path, *, protocol: str | None = None, access: Access | None = None,
-               chunks=None, **open_kwargs) -> xr.DataTree:
-    """The whole store as an ``xarray.DataTree``; ``protocol`` "s3" or "https" reads the chunks
-    that way whatever the store was built from (default: as built)."""
+def open_store(store: str | Path, *, group: str | None = None, protocol: str | None = None,
+               access: Access | None = None, chunks=None, **open_kwargs) -> xr.DataTree:
+    """The store as an ``xarray.DataTree``: the whole product tree, or the subtree at ``group``
+    (e.g. ``science/LSAR/GCOV/grids/frequencyA``, faster to open). ``protocol`` "s3" or "https"
+    reads the chunks that way whatever the store was built from (default: as built). No
+    request goes to a granule until values are read."""
     zs = zarr_store(store, protocol=protocol, access=access)
-    return xr.open_datatree(zs, engine="zarr", consolidated=False, zarr_format=2, chunks=chunks,
-                            **open_kwargs)
+    try:
+        return xr.open_datatree(zs, engine="zarr", consolidated=True, zarr_format=2,
+                                chunks=chunks, group=group, **open_kwargs)
+    except (KeyError, FileNotFoundError) as e:
+        if group is None:
+            raise
+        raise BadInputError(f"{store}: no group {group!r} ({e})") from None

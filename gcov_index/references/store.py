@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from ..errors import AccessError, BadInputError
 
@@ -43,6 +42,15 @@ def _expand_templates(refs: dict) -> dict:
     return {"version": 1, "refs": out}
 
 
+def _consolidated(refs: dict) -> dict:
+    """The refs with zarr v2's ``.zmetadata`` (every group's and array's metadata in one key),
+    so that a reader opens the whole tree from one key instead of one lookup per node."""
+    meta = {k: json.loads(v) if isinstance(v, str) else v for k, v in refs["refs"].items()
+            if k.rsplit("/", 1)[-1] in (".zgroup", ".zarray", ".zattrs")}
+    consolidated = {"zarr_consolidated_format": 1, "metadata": meta}
+    return {**refs, "refs": {**refs["refs"], ".zmetadata": dumps_json_attrs(consolidated)}}
+
+
 def write_store(refs: dict, out: str | Path) -> Path:
     """Write ``refs`` to ``out`` (.json or .parquet); an existing store is replaced only once
     the new one is complete, so a failed or interrupted write leaves it as it was."""
@@ -53,7 +61,7 @@ def write_store(refs: dict, out: str | Path) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(refs, f, separators=(",", ":"))
+                json.dump(_consolidated(refs), f, separators=(",", ":"))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, out)
@@ -97,15 +105,12 @@ def open_refs(store: str | Path) -> dict | str:
         raise BadInputError(f"{store}: not a kerchunk JSON reference store") from None
 
 
-def reference_filesystem(fo: dict | str, remote_fs, template_overrides: dict | None = None):
+def reference_filesystem(fo: dict | str, remote_fs):
     """An async fsspec ReferenceFileSystem over ``open_refs(store)``, chunks read with
     ``remote_fs`` (one file system, or a dict of them by protocol)."""
     import fsspec
 
-    kwargs: dict[str, Any] = {"asynchronous": True, "fs": remote_fs}
-    if template_overrides:
-        kwargs["template_overrides"] = template_overrides
-    return fsspec.filesystem("reference", fo=fo, **kwargs)
+    return fsspec.filesystem("reference", fo=fo, asynchronous=True, fs=remote_fs)
 
 
 def metadata(store: str | Path, fo: dict | str | None = None) -> dict[str, dict]:

@@ -288,10 +288,13 @@ class _Writer:
         return ds
 
     def _thin(self, ds: h5py.Dataset, values, shuffle: bool, deflate: int) -> None:
-        """Every chunk written, one pre-encoded payload (values taken from the first chunk)."""
+        """Every chunk written, one pre-encoded payload of a few hundred bytes: the first
+        chunk's first valid value everywhere (so a granule's layer is one value, and values
+        still differ between granules and layers)."""
         block = (values() if callable(values) else values)[tuple(slice(0, c) for c in ds.chunks)]
-        full = np.zeros(ds.chunks, dtype=ds.dtype)
-        full[tuple(slice(0, n) for n in block.shape)] = block
+        flat = np.asarray(block).ravel()
+        valid = flat[~np.isnan(flat)] if flat.dtype.kind in "fc" else flat
+        full = np.full(ds.chunks, valid[0] if valid.size else 0, dtype=ds.dtype)
         raw = np.ascontiguousarray(full)
         payload = (_shuffle_deflate(raw, deflate) if shuffle
                    else zlib.compress(raw.tobytes(), deflate))

@@ -91,10 +91,14 @@ class _Quiet(BaseHTTPRequestHandler):
 
 @dataclass
 class Stats:
-    """Requests and bytes served, by method; reset between measurements."""
+    """Requests and bytes served, by method; refusals by error code; the most requests seen
+    in flight at once (concurrency). Reset between measurements."""
 
     requests: Counter = field(default_factory=Counter)
     bytes: int = 0
+    refused: Counter = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, method: str, n: int) -> None:
@@ -102,10 +106,25 @@ class Stats:
             self.requests[method] += 1
             self.bytes += n
 
+    def refuse(self, code: str) -> None:
+        with self.lock:
+            self.refused[code] += 1
+
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.refused.clear()
             self.bytes = 0
+            self.max_in_flight = self.in_flight
 
     @property
     def total(self) -> int:
@@ -146,6 +165,13 @@ class _Server:
 class _GatewayHandler(_Quiet):
     def _forward(self) -> None:
         gw: S3Gateway = self.server.owner
+        gw.stats.enter()
+        try:
+            self._forward_one(gw)
+        finally:
+            gw.stats.leave()
+
+    def _forward_one(self, gw: S3Gateway) -> None:
         body = self._body()
         refusal = gw.check(self.headers, self.path)
         if gw.latency:
@@ -153,6 +179,7 @@ class _GatewayHandler(_Quiet):
         if refusal:
             status, payload = refusal
             gw.stats.add(self.command, 0)
+            gw.stats.refuse(re.search(rb"<Code>(\w+)</Code>", payload).group(1).decode())
             return self._reply(status, payload)
         conn = http.client.HTTPConnection("127.0.0.1", gw.moto_port, timeout=120)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
@@ -254,7 +281,11 @@ class _EarthdataHandler(_Quiet):
             body = json.dumps(svc.gateway.issue(svc.lifetime)).encode()
             return self._reply(200, body, content_type="application/json")
         if path.startswith("/NISAR/"):
-            return self._file(path[len("/NISAR/"):])
+            svc.stats.enter()
+            try:
+                return self._file(path[len("/NISAR/"):])
+            finally:
+                svc.stats.leave()
         return self._reply(404, b"not found", content_type="text/plain")
 
     do_HEAD = do_GET
@@ -337,7 +368,7 @@ class LocalArchive:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.s3 = S3Gateway(latency=latency)
-        self.earthdata = EarthdataService(self.s3, self.root, lifetime=lifetime)
+        self.earthdata = EarthdataService(self.s3, self.root, lifetime=lifetime, latency=latency)
         self.s3.admin_client().create_bucket(
             Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
 

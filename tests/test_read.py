@@ -1,0 +1,129 @@
+"""Reading a store: s3 <-> https at open time, concurrent chunk reads, credentials that renew
+during a long read, and a store that carries no secret."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from gcov_index import Access, build, open_store
+from gcov_index.testing.granules import GranuleSpec, write_granule
+from gcov_index.testing.services import LocalArchive
+
+GRID = "science/LSAR/GCOV/grids/frequencyA"
+BOX = {"yCoordinates": slice(300, 340), "xCoordinates": slice(300, 340)}  # one chunk
+
+
+@pytest.fixture(scope="module")
+def stores(archive, stack, tmp_path_factory):
+    """JSON and Parquet stores built from s3:// URLs, and a JSON store built from https://."""
+    d = tmp_path_factory.mktemp("read")
+    access = Access(s3_endpoint=archive.s3.url, token=archive.token,
+                    credentials_url=archive.env["GCOV_INDEX_S3CREDENTIALS_URL"],
+                    https_base=archive.env["GCOV_INDEX_HTTPS_BASE"])
+    s3 = [archive.s3_url(p.name) for p in stack["paths"]]
+    https = [archive.https_url(p.name) for p in stack["paths"]]
+    out = {f"s3.{fmt}": build(s3, d / f"s3.{fmt}", access=access, cache_dir=False).store
+           for fmt in ("json", "parquet")}
+    out["https.json"] = build(https, d / "https.json", access=access, cache_dir=False).store
+    return {"access": access, **out}
+
+
+def series(tree) -> np.ndarray:
+    return tree[GRID]["HHHH"].isel(BOX).mean(["yCoordinates", "xCoordinates"]).values
+
+
+@pytest.mark.parametrize("name", ["s3.json", "s3.parquet"])
+def test_an_s3_store_reads_over_https_with_the_token(stores, archive, name):
+    access = stores["access"]
+    expected = series(open_store(stores[name], access=access))
+    archive.s3.stats.reset()
+    archive.earthdata.stats.reset()
+    got = series(open_store(stores[name], protocol="https", access=access))
+    np.testing.assert_array_equal(got, expected)
+    assert archive.s3.stats.total == 0  # nothing from S3
+    assert archive.earthdata.stats.requests["GET"] == 3  # one range GET per granule
+
+
+def test_an_https_store_reads_from_s3(stores, archive):
+    access = stores["access"]
+    expected = series(open_store(stores["https.json"], access=access))
+    archive.s3.stats.reset()
+    got = series(open_store(stores["https.json"], protocol="s3", access=access))
+    np.testing.assert_array_equal(got, expected)
+    assert archive.s3.stats.requests["GET"] == 3
+
+
+def test_the_store_holds_no_secret(stores, archive):
+    creds = stores["access"].credentials.get()
+    for name in ("s3.json", "https.json"):
+        text = stores[name].read_text()
+        for secret in (archive.token, creds.access_key_id, creds.secret_access_key,
+                       creds.session_token):
+            assert secret not in text
+    parquet = b"".join(p.read_bytes() for p in stores["s3.parquet"].rglob("*") if p.is_file())
+    assert archive.token.encode() not in parquet and creds.session_token.encode() not in parquet
+
+
+def test_a_protocol_that_cannot_be_reached_is_refused(stores):
+    from gcov_index.errors import BadInputError
+
+    elsewhere = Access(token="x", https_base="https://example.org/NISAR")
+    with pytest.raises(BadInputError, match=r"cannot read .* over s3"):
+        open_store(stores["https.json"], protocol="s3", access=elsewhere)
+
+
+def test_chunk_reads_of_a_subset_are_concurrent(stack, tmp_path):
+    """A time series over N granules sends its N chunk reads at once (about one round trip),
+    and nothing else: no metadata request at read time."""
+    n = 8
+    paths = [write_granule(tmp_path, GranuleSpec().repeat(i)) for i in range(n)]
+    with LocalArchive(tmp_path / "archive", latency=0.05) as a:
+        urls = [a.add(p)[0] for p in paths]
+        access = Access(s3_endpoint=a.s3.url, token=a.token,
+                        credentials_url=a.env["GCOV_INDEX_S3CREDENTIALS_URL"])
+        store = build(urls, tmp_path / "s.json", access=access, cache_dir=False).store
+        access.credentials.get()
+        a.s3.stats.reset()
+        tree = open_store(store, access=access)
+        assert a.s3.stats.total == 0  # opening reads the store only
+        values = tree[GRID]["HHHH"].isel(yCoordinates=slice(500, 520),
+                                          xCoordinates=slice(100, 120)).values  # 2 chunks each
+        assert values.shape == (n, 20, 20)
+        assert dict(a.s3.stats.requests) == {"GET": 2 * n}
+        assert a.s3.stats.max_in_flight >= n  # sent together, not one after another
+
+
+def test_credentials_renew_during_a_long_read(tmp_path):
+    """Credentials live 3 s; a read of many chunks goes on for about 9 s. gcov-index renews
+    them before they expire and S3 refuses nothing; the same read with static credentials
+    (what s3fs does) is refused with ExpiredToken once they expire."""
+    import fsspec
+
+    paths = [write_granule(tmp_path, GranuleSpec().repeat(i)) for i in range(3)]
+    with LocalArchive(tmp_path / "archive", lifetime=timedelta(seconds=3), latency=0.02) as a:
+        urls = [a.add(p)[0] for p in paths]
+        access = Access(s3_endpoint=a.s3.url, token=a.token,
+                        credentials_url=a.env["GCOV_INDEX_S3CREDENTIALS_URL"])
+        store = build(urls, tmp_path / "s.json", access=access, cache_dir=False).store
+        static = access.s3fs_options()  # one set of credentials, fetched now
+        a.s3.stats.reset()
+        fetched = access.credentials.fetches
+        layer = open_store(store, access=access)[GRID]["HHHH"]
+        t0, reads = time.monotonic(), 0
+        while time.monotonic() - t0 < 9:
+            i = reads % 2
+            assert layer.isel(yCoordinates=slice(512 * i, 512 * i + 10)).values.size  # 2 x 3 chunks
+            reads += 1
+        assert reads > 20
+        assert access.credentials.fetches - fetched >= 2  # renewed while reading
+        assert a.s3.stats.refused == {}  # never sent an expired key
+        assert a.s3.stats.requests["GET"] == reads * 6
+
+        fs = fsspec.filesystem("s3", **static)
+        with pytest.raises(PermissionError, match=r"ExpiredToken|expired"):
+            fs.cat_file(urls[0], start=0, end=8)
+        assert a.s3.stats.refused["ExpiredToken"] >= 1
