@@ -122,6 +122,39 @@ def _dry_run(inputs, out: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cmd_subset(args) -> int:
+    from .references.subset import (
+        Box,
+        check_outputs,
+        plot_series,
+        subset,
+        to_frame,
+        write_series,
+    )
+
+    box = Box.parse(args.bbox, args.crs)
+    check_outputs(args.out, args.plot)
+    series = subset(args.store, box, variables=args.var, stat=args.stat, db=args.db,
+                    protocol=args.protocol, access=_access(args))
+    if args.out:
+        print(f"wrote {write_series(series, args.out)}: {series.sizes['time']} time steps")
+    else:
+        print(to_frame(series).to_csv(date_format="%Y-%m-%dT%H:%M:%S.%f"), end="")
+    if args.plot:
+        print(f"wrote {plot_series(series, args.plot)}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .references.validate import validate
+
+    report = validate(args.store, sample=args.sample, seed=args.seed, protocol=args.protocol,
+                      access=_access(args))
+    print(report.text())
+    report.raise_if_failed()
+    return 0
+
+
 def cmd_info(args) -> int:
     from .references.info import store_info
 
@@ -160,6 +193,29 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--show-superseded", action="store_true",
                    help="also list the older releases that were left out")
     s.set_defaults(func=cmd_search)
+    t = sub.add_parser("subset", help="time series of a statistic over a bounding box")
+    t.add_argument("store")
+    t.add_argument("--bbox", nargs=4, required=True, metavar=("MINX", "MINY", "MAXX", "MAXY"))
+    t.add_argument("--crs", default="EPSG:4326", help="CRS of the bbox (EPSG:4326)")
+    t.add_argument("--var", action="append", help="grid layer, e.g. frequencyA/HHHH (the "
+                   "default); repeat for more")
+    t.add_argument("--stat", default="mean", choices=("mean", "median", "min", "max", "count"))
+    t.add_argument("--db", action="store_true", help="10 log10 of the statistic")
+    t.add_argument("--out", help="FILE.csv or FILE.nc (default: CSV on stdout)")
+    t.add_argument("--plot", help="FILE.png: the series drawn, one line per variable")
+    t.add_argument("--protocol", choices=("s3", "https"),
+                   help="read chunks over S3 or HTTPS whatever the store holds")
+    _access_options(t)
+    t.set_defaults(func=cmd_subset)
+    v = sub.add_parser("validate", help="compare sampled chunks with the sources, bit for "
+                       "bit, and check that no source changed")
+    v.add_argument("store")
+    v.add_argument("--sample", type=int, default=4, help="chunks checked per granule (4)")
+    v.add_argument("--seed", type=int, default=0, help="which chunks are sampled (0)")
+    v.add_argument("--protocol", choices=("s3", "https"),
+                   help="read chunks and sources over S3 or HTTPS whatever the store holds")
+    _access_options(v)
+    v.set_defaults(func=cmd_validate)
     i = sub.add_parser("info", help="what a store holds")
     i.add_argument("store")
     i.set_defaults(func=cmd_info)

@@ -43,3 +43,21 @@ def _no_user_config(monkeypatch, tmp_path):
     monkeypatch.delenv("EARTHDATA_TOKEN", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("GCOV_INDEX_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def stores(archive, stack, tmp_path_factory):
+    """JSON and Parquet stores of the stack's three granules built from s3:// URLs, and a
+    JSON store built from https:// URLs, with the Access that built them."""
+    from gcov_index import build
+
+    d = tmp_path_factory.mktemp("stores-s3")
+    access = Access(s3_endpoint=archive.s3.url, token=archive.token,
+                    credentials_url=archive.env["GCOV_INDEX_S3CREDENTIALS_URL"],
+                    https_base=archive.env["GCOV_INDEX_HTTPS_BASE"])
+    s3 = [archive.s3_url(p.name) for p in stack["paths"]]
+    https = [archive.https_url(p.name) for p in stack["paths"]]
+    out = {f"s3.{fmt}": build(s3, d / f"s3.{fmt}", access=access, cache_dir=False).store
+           for fmt in ("json", "parquet")}
+    out["https.json"] = build(https, d / "https.json", access=access, cache_dir=False).store
+    return {"access": access, **out}

@@ -17,21 +17,6 @@ GRID = "science/LSAR/GCOV/grids/frequencyA"
 BOX = {"yCoordinates": slice(300, 340), "xCoordinates": slice(300, 340)}  # one chunk
 
 
-@pytest.fixture(scope="module")
-def stores(archive, stack, tmp_path_factory):
-    """JSON and Parquet stores built from s3:// URLs, and a JSON store built from https://."""
-    d = tmp_path_factory.mktemp("read")
-    access = Access(s3_endpoint=archive.s3.url, token=archive.token,
-                    credentials_url=archive.env["GCOV_INDEX_S3CREDENTIALS_URL"],
-                    https_base=archive.env["GCOV_INDEX_HTTPS_BASE"])
-    s3 = [archive.s3_url(p.name) for p in stack["paths"]]
-    https = [archive.https_url(p.name) for p in stack["paths"]]
-    out = {f"s3.{fmt}": build(s3, d / f"s3.{fmt}", access=access, cache_dir=False).store
-           for fmt in ("json", "parquet")}
-    out["https.json"] = build(https, d / "https.json", access=access, cache_dir=False).store
-    return {"access": access, **out}
-
-
 def series(tree) -> np.ndarray:
     return tree[GRID]["HHHH"].isel(BOX).mean(["yCoordinates", "xCoordinates"]).values
 

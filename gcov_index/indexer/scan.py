@@ -29,9 +29,9 @@ from obspec_utils.readers import BlockStoreReader
 from obspec_utils.registry import ObjectStoreRegistry
 from virtualizarr.parsers import HDFParser
 
-from ..errors import AccessError, AuthError, GcovIndexError, NotGcovError
+from ..errors import AccessError, GcovIndexError, NotGcovError
 from ..granule import Granule
-from ..references.access import Access, canonical_url
+from ..references.access import Access, canonical_url, remote_error
 from .manifest import ArrayManifest, GranuleManifest
 
 PAGE = 4 * 1024 * 1024
@@ -199,10 +199,7 @@ def _fingerprint(store, path: str, url: str) -> dict:
     except FileNotFoundError:
         raise AccessError(f"{url}: no such object") from None
     except Exception as e:  # obstore raises its own error types per backend
-        text = str(e)
-        if "401" in text or "403" in text or "Unauthorized" in text or "Forbidden" in text:
-            raise AuthError(f"{url}: access refused ({_first_line(text)})") from None
-        raise AccessError(f"{url}: unreachable ({_first_line(text)})") from None
+        raise remote_error(url, e) from None
     return {"size": int(meta["size"]), "etag": meta.get("e_tag"),
             "mtime": meta["last_modified"].isoformat() if meta.get("last_modified") else None}
 

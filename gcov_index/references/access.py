@@ -27,6 +27,34 @@ RETRY = {"max_retries": 2, "backoff": {"init_backoff": timedelta(milliseconds=10
          "retry_timeout": timedelta(seconds=15)}
 
 
+_REFUSED = ("401", "403", "Unauthorized", "Forbidden", "ExpiredToken", "InvalidAccessKeyId",
+            "InvalidToken", "token was rejected")
+
+
+def remote_error(what: str, exc: BaseException) -> AccessError:
+    """One clear error for a failed remote read: AuthError when access was refused (a
+    rejected token, expired or unknown credentials), AccessError otherwise."""
+    if isinstance(exc, AccessError):
+        return exc
+    chain, e = [], exc
+    while e is not None and len(chain) < 5:  # the reason may sit in a wrapped exception
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    for e in chain:
+        if isinstance(e, AccessError):
+            return type(e)(f"{what}: {e}")
+    text = " ".join(str(e) for e in chain)
+    for cls in (AuthError, AccessError):  # ours, raised inside obstore's credential callback
+        marker = f"{cls.__name__}: "
+        if marker in text:
+            return cls(f"{what}: {text.split(marker, 1)[1].splitlines()[0]}")
+    first = next((ln.strip() for e in chain for ln in str(e).splitlines() if ln.strip()),
+                 type(exc).__name__)[:200]
+    if any(k in text for k in _REFUSED):
+        return AuthError(f"{what}: access refused ({first})")
+    return AccessError(f"{what}: unreachable ({first})")
+
+
 def is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
 

@@ -1,0 +1,210 @@
+"""subset: a bounding box in any CRS -> a time series of a statistic per grid layer.
+
+The box is clipped with rioxarray (``rio.clip_box``, the CRS read from the store's
+``projection`` through CF ``grid_mapping``), so only the chunks the box touches are read, all
+time steps at once. Statistics skip NaN (the product's fill). ``db`` gives
+``10 log10(statistic)`` of the linear values, the usual way to quote backscatter.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import BadInputError
+from .access import Access, remote_error
+from .open import open_store
+
+GRIDS = "science/LSAR/GCOV/grids"
+STATS = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax,
+         "count": None}
+
+
+@dataclass(frozen=True)
+class Box:
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+    crs: str = "EPSG:4326"
+
+    @classmethod
+    def parse(cls, values, crs: str = "EPSG:4326") -> Box:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            minx, miny, maxx, maxy = (float(v) for v in values)
+        except (TypeError, ValueError):
+            raise BadInputError(f"--bbox {' '.join(map(str, values))}: give four numbers, "
+                                "MINX MINY MAXX MAXY") from None
+        if not (minx < maxx and miny < maxy):
+            raise BadInputError(f"--bbox {minx:g} {miny:g} {maxx:g} {maxy:g}: MINX < MAXX and "
+                                "MINY < MAXY are needed")
+        try:
+            CRS.from_user_input(crs)
+        except CRSError:
+            raise BadInputError(f"--crs {crs!r}: not a known CRS (use e.g. EPSG:4326 or "
+                                "EPSG:32611)") from None
+        return cls(minx, miny, maxx, maxy, crs)
+
+    def __str__(self) -> str:
+        return f"{self.minx:g} {self.miny:g} {self.maxx:g} {self.maxy:g} ({self.crs})"
+
+
+def _layer_names(variables) -> list[tuple[str, str]]:
+    out = []
+    for v in variables or ["frequencyA/HHHH"]:
+        freq, _, name = v.strip("/").rpartition("/")
+        out.append((freq or "frequencyA", name))
+    return out
+
+
+def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None = None,
+           stat: str = "mean", db: bool = False, protocol: str | None = None,
+           access: Access | None = None) -> xr.Dataset:
+    """The time series of ``stat`` over ``bbox`` for each grid layer in ``variables``
+    (``frequencyA/HHHH`` by default), as a Dataset on ``time`` with ``granuleId``."""
+    box = bbox if isinstance(bbox, Box) else Box.parse(bbox)
+    if stat not in STATS:
+        raise BadInputError(f"--stat {stat!r}: use one of {', '.join(STATS)}")
+    access = access or Access.from_options()
+    layers = _layer_names(variables)
+    grids: dict[str, xr.Dataset] = {}
+    out: dict[str, xr.DataArray] = {}
+    for freq, name in layers:
+        if freq not in grids:
+            try:
+                grids[freq] = open_store(store, group=f"{GRIDS}/{freq}", protocol=protocol,
+                                         access=access).dataset
+            except BadInputError:
+                raise BadInputError(f"{store}: no grid {freq!r} (variables: "
+                                    f"{', '.join(_available(store, protocol, access))})") from None
+        ds = grids[freq]
+        if name not in ds.data_vars or ds[name].ndim != 3:
+            raise BadInputError(f"{store}: no grid layer {freq}/{name} (variables: "
+                                f"{', '.join(_available(store, protocol, access))})")
+        out[f"{freq}/{name}"] = _series(store, ds[name], box, stat, db)
+    first = grids[layers[0][0]]
+    result = xr.Dataset({k.replace("/", "_"): v for k, v in out.items()},
+                        coords={"granuleId": ("time", first["granuleId"].values.astype(str))})
+    for key, da in zip(out, result.data_vars.values(), strict=True):
+        da.attrs["layer"] = key
+    result.attrs.update({"store": str(store), "bbox": str(box), "statistic": stat,
+                         "units": "dB" if db else "linear power (gamma0)",
+                         "source": "gcov-index subset"})
+    return result
+
+
+def _available(store, protocol, access) -> list[str]:
+    tree = open_store(store, group=GRIDS, protocol=protocol, access=access)
+    return [f"{f}/{v}" for f, node in tree.children.items() for v, da in node.dataset.data_vars.items()
+            if da.ndim == 3]
+
+
+def _series(store, da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray:
+    from rioxarray.exceptions import NoDataInBounds, OneDimensionalRaster
+
+    layer = f"{da.name}"
+    try:
+        clipped = da.rio.clip_box(box.minx, box.miny, box.maxx, box.maxy, crs=box.crs,
+                                  auto_expand=True)
+    except (NoDataInBounds, OneDimensionalRaster):
+        left, bottom, right, top = da.rio.transform_bounds("EPSG:4326")
+        raise BadInputError(f"--bbox {box}: outside the grid of {layer} (grid bounds in "
+                            f"EPSG:4326: {left:.4f} {bottom:.4f} {right:.4f} {top:.4f})") from None
+    if clipped.dtype.kind == "c" and (db or stat in ("median", "min", "max")):
+        raise BadInputError(f"{layer} is complex: use --stat mean or count, without --db")
+    try:
+        values = clipped.values  # every chunk the box touches, all time steps, read at once
+    except Exception as e:
+        raise remote_error(f"{store}: reading {layer}", e) from None
+    flat = values.reshape(values.shape[0], -1)
+    if stat == "count":
+        series = np.sum(~np.isnan(flat), axis=1).astype("int64")
+    else:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN step gives NaN
+            series = STATS[stat](flat, axis=1)
+        if db:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                series = 10 * np.log10(series)
+    out = xr.DataArray(series, dims=["time"], coords={"time": da["time"].values})
+    out.attrs["n_pixels"] = int(flat.shape[1])
+    return out
+
+
+def to_frame(series: xr.Dataset):
+    """A pandas DataFrame: time, granuleId, one column per layer (named ``frequencyA/HHHH``)."""
+    df = series.to_dataframe()
+    df = df.rename(columns={k: v.attrs.get("layer", k) for k, v in series.data_vars.items()})
+    return df[["granuleId", *[c for c in df.columns if c != "granuleId"]]]
+
+
+def check_outputs(out: str | Path | None = None, plot: str | Path | None = None) -> None:
+    """Refuse output names we cannot write before any chunk is read."""
+    if out is not None and Path(out).suffix.lower() not in (".csv", ".nc"):
+        raise BadInputError(f"--out {out}: name it FILE.csv or FILE.nc")
+    if plot is not None and Path(plot).suffix.lower() != ".png":
+        raise BadInputError(f"--plot {plot}: name it FILE.png")
+
+
+def write_series(series: xr.Dataset, out: str | Path) -> Path:
+    """Write the series as CSV (``.csv``) or NetCDF (``.nc``), atomically."""
+    check_outputs(out=out)
+    out = Path(out)
+    suffix = out.suffix.lower()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        if suffix == ".csv":
+            to_frame(series).to_csv(tmp, date_format="%Y-%m-%dT%H:%M:%S.%f")
+        else:
+            series.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def plot_series(series: xr.Dataset, out: str | Path) -> Path:
+    """A PNG: time on x, the statistic on y, one line per layer; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    check_outputs(plot=out)
+    out = Path(out)
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    for da in series.data_vars.values():
+        ax.plot(series["time"].values, da.values, marker="o", label=da.attrs.get("layer", da.name))
+    unit = series.attrs.get("units", "")
+    ax.set_xlabel("acquisition time (UTC)")
+    ax.set_ylabel(f"{series.attrs.get('statistic', '')} ({unit})")
+    ax.set_title(f"{Path(series.attrs.get('store', '')).name}: bbox {series.attrs.get('bbox', '')}",
+                 fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return out
