@@ -14,7 +14,7 @@ from fsspec.asyn import AsyncFileSystem
 
 from ..errors import BadInputError
 from .access import Access
-from .store import metadata, open_refs, reference_filesystem, store_attrs
+from .store import metadata, open_refs, reference_filesystem, store_attrs, store_format
 
 
 def _family(url: str) -> str:
@@ -99,8 +99,12 @@ def open_store(store: str | Path, *, group: str | None = None, protocol: str | N
     reads the chunks that way whatever the store was built from (default: as built). No
     request goes to a granule until values are read."""
     zs = zarr_store(store, protocol=protocol, access=access)
+    # Metadata from the consolidated .zmetadata (one key, every node parsed), except for one
+    # group of a Parquet store, whose own few keys are cheaper. Without it, listing a group of
+    # a JSON store makes fsspec build a directory of every reference (0.2 s for 5 granules).
+    consolidated = group is None or store_format(store) == "json"
     try:
-        return xr.open_datatree(zs, engine="zarr", consolidated=True, zarr_format=2,
+        return xr.open_datatree(zs, engine="zarr", consolidated=consolidated, zarr_format=2,
                                 chunks=chunks, group=group, **open_kwargs)
     except (KeyError, FileNotFoundError) as e:
         if group is None:

@@ -67,6 +67,9 @@ def _s3_error(code: str, message: str, status: int) -> tuple[int, bytes]:
 
 class _Quiet(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK (40 ms) on a kept-alive connection
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # no request log: it would carry paths, never secrets
         pass
@@ -87,6 +90,37 @@ class _Quiet(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+def _serve_file(handler: _Quiet, path: Path | None, stats: Stats,
+                missing: tuple[int, bytes, str]) -> None:
+    """GET or HEAD of a file, with Range, ETag and Last-Modified, counted in ``stats``."""
+    if path is None or not path.is_file():
+        stats.add(handler.command, 0)
+        status, body, content_type = missing
+        return handler._reply(status, body, content_type=content_type)
+    st = path.stat()
+    size = st.st_size
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{size:x}-{st.st_mtime_ns:x}"',
+               "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True)}
+    if handler.command == "HEAD":
+        stats.add("HEAD", 0)
+        return handler._reply(200, b"", headers, content_type="application/octet-stream",
+                              length=size)
+    rng = re.match(r"bytes=(\d+)-(\d*)$", handler.headers.get("Range", ""))
+    start, end = 0, size - 1
+    if rng:
+        start = int(rng.group(1))
+        end = min(int(rng.group(2)) if rng.group(2) else size - 1, size - 1)
+        if start >= size:
+            stats.add("GET", 0)
+            return handler._reply(416, b"", {"Content-Range": f"bytes */{size}"})
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start + 1)
+    stats.add("GET", len(data))
+    handler._reply(206 if rng else 200, data, headers, content_type="application/octet-stream")
 
 
 @dataclass
@@ -181,6 +215,8 @@ class _GatewayHandler(_Quiet):
             gw.stats.add(self.command, 0)
             gw.stats.refuse(re.search(rb"<Code>(\w+)</Code>", payload).group(1).decode())
             return self._reply(status, payload)
+        if gw.files is not None:
+            return self._from_files(gw)
         conn = http.client.HTTPConnection("127.0.0.1", gw.moto_port, timeout=120)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
         conn.request(self.command, self.path, body=body or None, headers=headers)
@@ -194,22 +230,44 @@ class _GatewayHandler(_Quiet):
         self._reply(resp.status, data, passed, content_type=None,
                     length=int(length) if length else None)
 
+    def _from_files(self, gw: S3Gateway) -> None:
+        """GetObject / HeadObject (path-style ``/bucket/key``) from files on disk."""
+        bucket, _, key = urlparse(self.path).path.lstrip("/").partition("/")
+        root = gw.files.get(bucket)
+        path = (root / key).resolve() if root is not None and key else None
+        if path is not None and root not in path.parents:
+            path = None
+        if self.command not in ("GET", "HEAD"):
+            gw.stats.add(self.command, 0)
+            return self._reply(*_s3_error("NotImplemented", "read-only file-backed S3", 501))
+        _serve_file(self, path, gw.stats, (*_s3_error(
+            "NoSuchKey", "The specified key does not exist.", 404), "application/xml"))
+
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _forward
 
 
 class S3Gateway:
-    """moto's S3 server behind a gateway that knows which credentials it issued."""
+    """An S3 API behind a gateway that knows which credentials it issued.
+
+    Behind it: moto's S3 server (``files=None``, the default: a real S3 API, uploads through
+    ``admin_client``), or GetObject / HeadObject straight from files, ``files`` mapping each
+    bucket to a folder holding its keys (for benchmarks: moto answers a range GET of a 38 MB
+    object in ~25 ms, one at a time, which would hide what the client does).
+    """
 
     _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/")
 
-    def __init__(self, latency: float = 0.0):
-        # moto's server in its own process: moto keeps one S3 namespace per process, so two
-        # archives in one process (tests, benchmarks) would overwrite each other's objects
-        self.moto_port = free_port()
-        self.moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.moto_port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for_port(self.moto_port, self.moto)
+    def __init__(self, latency: float = 0.0, files: dict[str, Path] | None = None):
+        self.files = {b: Path(d).resolve() for b, d in files.items()} if files else None
+        self.moto = None
+        if self.files is None:
+            # moto's server in its own process: moto keeps one S3 namespace per process, so
+            # two archives in one process (tests, benchmarks) would overwrite each other
+            self.moto_port = free_port()
+            self.moto = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                 str(self.moto_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_for_port(self.moto_port, self.moto)
         self.latency = latency
         self.stats = Stats()
         self._issued: dict[str, tuple[str, datetime]] = {}  # key -> (session token, expiry)
@@ -255,8 +313,9 @@ class S3Gateway:
 
     def stop(self) -> None:
         self._server.stop()
-        self.moto.terminate()
-        self.moto.wait(timeout=10)
+        if self.moto is not None:
+            self.moto.terminate()
+            self.moto.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------
@@ -312,28 +371,9 @@ class _EarthdataHandler(_Quiet):
             svc.stats.add(self.command, 0)
             return self._reply(401, b"Unauthorized", content_type="text/plain")
         path = (svc.root / rel).resolve()
-        if svc.root not in path.parents or not path.is_file():
-            return self._reply(404, b"not found", content_type="text/plain")
-        size = path.stat().st_size
-        headers = {"Accept-Ranges": "bytes", "ETag": f'"{size:x}-{int(path.stat().st_mtime)}"',
-                   "Last-Modified": email.utils.formatdate(path.stat().st_mtime, usegmt=True)}
-        rng = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
-        if self.command == "HEAD":
-            svc.stats.add("HEAD", 0)
-            return self._reply(200, b"", headers, content_type="application/octet-stream",
-                               length=size)
-        start, end = 0, size - 1
-        if rng:
-            start = int(rng.group(1))
-            end = min(int(rng.group(2)) if rng.group(2) else size - 1, size - 1)
-            if start >= size:
-                return self._reply(416, b"", {"Content-Range": f"bytes */{size}"})
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        with open(path, "rb") as f:
-            f.seek(start)
-            data = f.read(end - start + 1)
-        svc.stats.add("GET", len(data))
-        self._reply(206 if rng else 200, data, headers, content_type="application/octet-stream")
+        if svc.root not in path.parents:
+            path = None
+        _serve_file(self, path, svc.stats, (404, b"not found", "text/plain"))
 
 
 class EarthdataService:
@@ -364,13 +404,17 @@ class LocalArchive:
     """
 
     def __init__(self, root: Path, *, lifetime: timedelta = timedelta(hours=1),
-                 latency: float = 0.0):
+                 latency: float = 0.0, s3_backend: str = "moto"):
+        """``s3_backend``: "moto" (a real S3 API; tests, demo) or "files" (the same gateway
+        reading the archive's files; benchmarks of full-size granules)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.s3 = S3Gateway(latency=latency)
+        self.moto = s3_backend == "moto"
+        self.s3 = S3Gateway(latency=latency, files=None if self.moto else {BUCKET: self.root})
         self.earthdata = EarthdataService(self.s3, self.root, lifetime=lifetime, latency=latency)
-        self.s3.admin_client().create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        if self.moto:
+            self.s3.admin_client().create_bucket(
+                Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
 
     @property
     def token(self) -> str:
@@ -396,7 +440,8 @@ class LocalArchive:
         """Upload a file to S3 and place it for HTTPS; returns its (s3, https) URLs."""
         name = name or path.name
         key = self.key(name)
-        self.s3.admin_client().upload_file(str(path), BUCKET, key)
+        if self.moto:
+            self.s3.admin_client().upload_file(str(path), BUCKET, key)
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.resolve() != Path(path).resolve():
