@@ -63,8 +63,9 @@ def test_a_protocol_that_cannot_be_reached_is_refused(stores):
 
 def test_chunk_reads_of_a_subset_are_concurrent(stack, tmp_path):
     """A time series over N granules sends its N chunk reads at once (about one round trip),
-    and nothing else: no metadata request at read time."""
-    n = 8
+    and nothing else: no metadata request at read time. N = 12 is more than zarr's default
+    of 10 chunks at once."""
+    n = 12
     paths = [write_granule(tmp_path, GranuleSpec().repeat(i)) for i in range(n)]
     with LocalArchive(tmp_path / "archive", latency=0.05) as a:
         urls = [a.add(p)[0] for p in paths]
@@ -112,3 +113,34 @@ def test_credentials_renew_during_a_long_read(tmp_path):
         with pytest.raises(PermissionError, match=r"ExpiredToken|expired"):
             fs.cat_file(urls[0], start=0, end=8)
         assert a.s3.stats.refused["ExpiredToken"] >= 1
+
+
+PLAIN_HTTPS = """
+import json, os, sys
+import xarray as xr
+store = sys.argv[1]
+so = {"remote_protocol": "http",  # the local stand-in of https://nisar.asf.earthdatacloud...
+      "remote_options": {"headers": {"Authorization": "Bearer " + os.environ["EARTHDATA_TOKEN"]}}}
+ds = xr.open_dataset(store, engine="kerchunk", group="science/LSAR/GCOV/grids/frequencyA",
+                     storage_options=so)
+box = ds["HHHH"].isel(yCoordinates=slice(300, 340), xCoordinates=slice(300, 340))
+print(json.dumps({"mean": [float(v) for v in box.mean(["yCoordinates", "xCoordinates"]).values],
+                  "imported_gcov_index": any(m.startswith("gcov_index") for m in sys.modules)}))
+"""
+
+
+def test_plain_xarray_reads_an_https_store_with_a_bearer_token(stores, archive, tmp_path):
+    """The README's recipe for collaborators outside us-west-2 without gcov-index."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | archive.env
+    proc = subprocess.run([sys.executable, "-I", "-c", PLAIN_HTTPS, str(stores["https.json"])],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not out["imported_gcov_index"]
+    expected = series(open_store(stores["https.json"], access=stores["access"]))
+    np.testing.assert_allclose(out["mean"], expected, rtol=1e-6)

@@ -63,6 +63,16 @@ def _rewriter(access: Access, protocol: str, store, urls: list[str]):
     return rewrite
 
 
+READ_CONCURRENCY = 64
+
+
+def _read_concurrency() -> None:
+    """zarr reads at most ``async.concurrency`` chunks at once (10 by default): a box over 50
+    granules then takes 5 round trips. Raise it (never lower it) so that one does."""
+    if (zarr.config.get("async.concurrency") or 0) < READ_CONCURRENCY:
+        zarr.config.set({"async.concurrency": READ_CONCURRENCY})
+
+
 def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access | None = None):
     """A read-only zarr store over the references, with the remote file systems it needs.
 
@@ -89,6 +99,7 @@ def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access
         else:
             filesystems[scheme] = access.remote_filesystem(scheme)
     fs = reference_filesystem(fo, filesystems)
+    _read_concurrency()
     return zarr.storage.FsspecStore(fs, read_only=True, path="")
 
 

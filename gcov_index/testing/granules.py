@@ -40,6 +40,15 @@ _POLS = {
 }
 
 
+def _term_scale(term: str) -> float:
+    """Backscatter level of a covariance term relative to HHHH: cross-pol ~7 dB below
+    co-pol, VV a little below HH, off-diagonal terms in between."""
+    a, b = term[:2], term[2:]
+    if a != b:
+        return 0.3
+    return {"HH": 1.0, "VV": 0.8, "RH": 0.9, "RV": 0.7}.get(a, 0.2)
+
+
 def covariance_terms(code: str) -> list[str]:
     """Covariance terms written for a polarization code: diagonal for dual, full for quad."""
     pols = _POLS.get(code, [])
@@ -326,7 +335,8 @@ class _Writer:
 
             def values(i=i, diagonal=diagonal):
                 noise = self.rng.gamma(4.0, 0.25, size=vshape).astype(np.float32)
-                v = (base * (i + 1) * (1 + 0.3 * np.sin(xx / 37.0) * np.cos(yy / 53.0)) * noise)
+                v = (base * _term_scale(terms[i]) * (1 + 0.3 * np.sin(xx / 37.0)
+                                                     * np.cos(yy / 53.0)) * noise)
                 v = v.astype(np.float32)
                 v[outside] = np.nan
                 if diagonal:

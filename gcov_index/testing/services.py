@@ -167,6 +167,7 @@ class Stats:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 would make concurrent clients wait to connect
 
     def handle_error(self, request, client_address) -> None:
         """A client that hung up (a timeout under test) is not a server error."""
