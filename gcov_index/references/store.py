@@ -7,6 +7,7 @@ fingerprints) live in the root group's attributes, never in a side file. No secr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -51,6 +52,21 @@ def _consolidated(refs: dict) -> dict:
     return {**refs, "refs": {**refs["refs"], ".zmetadata": dumps_json_attrs(consolidated)}}
 
 
+@contextlib.contextmanager
+def atomic_file(out: Path, suffix: str = ".tmp"):
+    """Yield a temporary path beside ``out``; it replaces ``out`` only if the block succeeds,
+    so a failed or interrupted write leaves any earlier ``out`` as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_store(refs: dict, out: str | Path) -> Path:
     """Write ``refs`` to ``out`` (.json or .parquet); an existing store is replaced only once
     the new one is complete, so a failed or interrupted write leaves it as it was."""
@@ -58,16 +74,10 @@ def write_store(refs: dict, out: str | Path) -> Path:
     fmt = store_format(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(_consolidated(refs), f, separators=(",", ":"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(out) as tmp, open(tmp, "w") as f:
+            json.dump(_consolidated(refs), f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
         return out
     from kerchunk.df import refs_to_dataframe
 

@@ -8,8 +8,6 @@ time steps at once. Statistics skip NaN (the product's fill). ``db`` gives
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import xarray as xr
 from ..errors import BadInputError
 from .access import Access, remote_error
 from .open import open_store
+from .store import atomic_file
 
 GRIDS = "science/LSAR/GCOV/grids"
 STATS = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax,
@@ -159,19 +158,11 @@ def write_series(series: xr.Dataset, out: str | Path) -> Path:
     """Write the series as CSV (``.csv``) or NetCDF (``.nc``), atomically."""
     check_outputs(out=out)
     out = Path(out)
-    suffix = out.suffix.lower()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        if suffix == ".csv":
+    with atomic_file(out) as tmp:
+        if out.suffix.lower() == ".csv":
             to_frame(series).to_csv(tmp, date_format="%Y-%m-%dT%H:%M:%S.%f")
         else:
             series.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 
@@ -196,15 +187,9 @@ def plot_series(series: xr.Dataset, out: str | Path) -> Path:
     ax.legend()
     fig.autofmt_xdate()
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_file(out, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
     return out
