@@ -100,7 +100,8 @@ def cmd_build(args) -> int:
     sel = result.selection
     print(f"wrote {result.store}: {len(sel.selected)} granules, {result.tree.n_refs} chunk "
           f"references ({result.scanned} scanned, {result.cached} from the cache)")
-    for old, new in sel.superseded:
+    superseded = [(o.granule, k.granule) for o, k in getattr(inputs, "superseded", [])]
+    for old, new in superseded + sel.superseded:
         print(f"  superseded {old.stem} (by {new.crid} {new.counter:03d})")
     for s in sel.skipped:
         print(f"  skipped {s} (not a data granule)")
@@ -112,7 +113,9 @@ def _dry_run(inputs, out: str) -> str:
     from .indexer.select import select_latest
 
     if isinstance(inputs, SearchResult):
-        return inputs.text("table", show_superseded=True) + f"would write {out}\n"
+        note = (f"build would refuse: {len(inputs.frames)} frames ({', '.join(inputs.frames)}); "
+                "add --track, --frame and --direction\n" if len(inputs.frames) > 1 else "")
+        return inputs.text("table", show_superseded=True) + note + f"would write {out}\n"
     sel = select_latest(inputs)
     lines = [f"  {g.start:%Y-%m-%dT%H:%M:%S}  {g.url}" for g in sel.selected]
     lines += [f"  superseded {old.url} (by {new.crid} {new.counter:03d})"
@@ -219,7 +222,7 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="what a store holds")
     i.add_argument("store")
     i.set_defaults(func=cmd_info)
-    d = sub.add_parser("demo", help="build and read a small synthetic stack, offline")
+    d = sub.add_parser("demo", help="search, build and read a small synthetic archive, offline")
     d.add_argument("--out", help="where to keep the demo store (gcov-index-demo.json)")
     d.set_defaults(func=cmd_demo)
     return p

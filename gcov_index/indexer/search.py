@@ -112,7 +112,8 @@ class SearchResult:
         """The saved search: what was asked, where, when, and what was found and kept."""
         return {
             "query": self.query.to_dict(),
-            "command": f"gcov-index build {self.query.cli_args()} --protocol {self.protocol}",
+            "command": f"gcov-index build {self.query.cli_args()} --protocol {self.protocol}"
+                       + ("" if self.host == NASA_CMR else f" --cmr-host {self.host}"),
             "cmr_host": self.host,
             "searched_at": _iso(self.searched_at),
             "protocol": self.protocol,
@@ -122,7 +123,6 @@ class SearchResult:
             "superseded": [{"granuleId": o.granule_id, "by": k.granule_id}
                            for o, k in self.superseded],
         }
-
 
     # -- presentation -------------------------------------------------------------------------
     def text(self, fmt: str = "table", show_superseded: bool = False) -> str:
@@ -162,10 +162,11 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def cmr_host(host: str | None = None) -> str:
-    from asf_search.constants import INTERNAL
+NASA_CMR = "cmr.earthdata.nasa.gov"  # asf_search's INTERNAL.CMR_HOST
 
-    return host or os.environ.get("GCOV_INDEX_CMR_HOST") or INTERNAL.CMR_HOST
+
+def cmr_host(host: str | None = None) -> str:
+    return host or os.environ.get("GCOV_INDEX_CMR_HOST") or NASA_CMR
 
 
 def search(query: SearchQuery | None = None, *, protocol: str = "https",
@@ -176,9 +177,10 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
     Give a :class:`SearchQuery` or its fields as keywords: ``aoi`` (WKT, ``minx,miny,maxx,maxy``
     or a GeoJSON file), ``start``, ``end``, ``direction``, ``track``, ``frame``, ``production``
     (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results``. ``protocol`` picks the URL
-    each granule is indexed by (``https`` or ``s3``). ``host`` is CMR's host (default ``$GCOV_INDEX_CMR_HOST``, else NASA's). Timeouts, lost
-    connections and gateway error pages are retried ``retries`` times, ``backoff`` seconds
-    apart, doubling; CMR 5xx answers are retried by asf_search itself. Raises
+    each granule is indexed by (``https`` or ``s3``). ``host`` is CMR's host (default
+    ``$GCOV_INDEX_CMR_HOST``, else NASA's). Timeouts, lost connections and gateway error pages
+    are retried ``retries`` times, ``backoff`` seconds apart, doubling; CMR 5xx answers are
+    retried by asf_search itself. Raises
     :class:`SearchError` when CMR fails and :class:`NoResultsError` when nothing matches.
     """
     if query is None:
@@ -200,12 +202,11 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
         raise NoResultsError(
             f"no GCOV granules match {query.describe()} at {host} ({len(products)} records); "
             "hint: widen the dates or the area, or drop --direction/--track/--frame/--production")
-    by_id = {g.granule_id: g for g in unique.values()}
-    selection = select_latest([Granule.parse(g.https_url) for g in unique.values()])
+    selection = select_latest([g.granule for g in unique.values()])
     return SearchResult(
         query=query, protocol=protocol,
-        granules=[by_id[g.stem] for g in selection.selected],
-        superseded=[(by_id[o.stem], by_id[k.stem]) for o, k in selection.superseded],
+        granules=[unique[g.stem] for g in selection.selected],
+        superseded=[(unique[o.stem], unique[k.stem]) for o, k in selection.superseded],
         companions=companions, host=host,
     )
 
@@ -216,11 +217,13 @@ def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, b
     from asf_search.constants import INTERNAL
     from asf_search.exceptions import ASFSearch4xxError, ASFSearch5xxError, ASFSearchError
 
-    if host != INTERNAL.CMR_HOST:
-        asf_search.REPORT_ERRORS = False  # asf_search reports errors to ASF; not for other hosts
     session = session or asf_search.ASFSession()
     opts = asf_search.ASFSearchOptions(host=host, session=session, **query.asf_options())
-    saved, INTERNAL.CMR_TIMEOUT = INTERNAL.CMR_TIMEOUT, timeout  # asf_search's documented knob
+    # two module settings of asf_search, for this search only: its timeout (the knob its own
+    # timeout message names), and its error reports to ASF (not about other CMR hosts)
+    saved = INTERNAL.CMR_TIMEOUT, asf_search.REPORT_ERRORS
+    INTERNAL.CMR_TIMEOUT = timeout
+    asf_search.REPORT_ERRORS = saved[1] and host == NASA_CMR
     try:
         for attempt in range(1, retries + 1):
             try:
@@ -240,7 +243,7 @@ def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, b
                                       f"{retries} tries: {_reason(e, timeout)}") from None
                 time.sleep(backoff * 2 ** (attempt - 1))
     finally:
-        INTERNAL.CMR_TIMEOUT = saved
+        INTERNAL.CMR_TIMEOUT, asf_search.REPORT_ERRORS = saved
     raise AssertionError("unreachable")
 
 

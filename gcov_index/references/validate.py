@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GcovIndexError
+from ..errors import BadInputError, GcovIndexError
 from .access import Access, remote_error
 from .open import _rewriter, zarr_store
 from .store import metadata, open_refs, store_attrs
@@ -76,6 +76,8 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
     """Check every granule's source fingerprint and ``sample`` chunks per granule."""
     from ..indexer.scan import fingerprint
 
+    if sample < 0:
+        raise BadInputError(f"--sample {sample}: give 0 (fingerprints only) or more chunks")
     access = access or Access.from_options()
     fo = open_refs(store)
     meta = metadata(store, fo)
