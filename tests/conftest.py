@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gcov_index.references.access import Access
-from gcov_index.testing.demo import make_stack
+from gcov_index.testing.granules import make_stack
 from gcov_index.testing.services import LocalArchive
 
 

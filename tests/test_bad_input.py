@@ -155,3 +155,45 @@ def test_s3_refuses_unknown_and_expired_credentials(archive):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         client(expired).list_objects_v2(Bucket=BUCKET)
     assert e.value.response["Error"]["Code"] == "ExpiredToken"
+
+
+# ---------------------------------------------------------------------------------------
+# interrupted builds (Ctrl-C): exit 130, the earlier store as it was, no temporary left
+
+
+@pytest.mark.parametrize("where", ["scan", "write-json", "write-parquet"])
+def test_an_interrupted_build_leaves_the_earlier_store(stack, tmp_path, capsys, monkeypatch,
+                                                       where):
+    import gcov_index.indexer.build as build_mod
+    import gcov_index.references.store as store_mod
+
+    inputs = [str(p) for p in stack["paths"]]
+    out = tmp_path / ("store.parquet" if where == "write-parquet" else "store.json")
+    assert main(["build", *inputs[:2], "--out", str(out), "--quiet", "--no-cache"]) == 0
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "scan":
+        real_scan, calls = build_mod.scan, []
+
+        def scan_then_interrupt(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real_scan(*args, **kwargs)
+
+        monkeypatch.setattr(build_mod, "scan", scan_then_interrupt)
+    elif where == "write-json":
+        monkeypatch.setattr(store_mod.json, "dump", interrupt)
+    else:
+        import kerchunk.df
+
+        monkeypatch.setattr(kerchunk.df, "refs_to_dataframe", interrupt)
+    rc = main(["build", *inputs, "--out", str(out), "--quiet", "--no-cache", "--workers", "1"])
+    assert rc == 130
+    assert "interrupted; nothing was written" in capsys.readouterr().err
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # same files, same bytes: no partial store, no temporary

@@ -59,10 +59,6 @@ class GranuleManifest:
     groups: dict[str, dict]  # group path -> attrs ("" is the root)
     arrays: dict[str, ArrayManifest]
 
-    @property
-    def n_chunks(self) -> int:
-        return sum(len(a.refs) + len(a.inline) for a in self.arrays.values())
-
     # -- cache form --------------------------------------------------------------------------
     def to_json(self) -> dict:
         arrays = []

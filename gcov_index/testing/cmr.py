@@ -380,9 +380,6 @@ class CMRService:
     def env(self) -> dict[str, str]:
         return {"GCOV_INDEX_CMR_HOST": self.host, "REQUESTS_CA_BUNDLE": str(self.ca_file)}
 
-    def add(self, records: list[dict]) -> None:
-        self.records += [_Record(r) for r in records]
-
     def fail(self, times: int = 1, *, status: int = 500, body: str | None = None,
              content_type: str = "application/json", delay: float = 0.0) -> None:
         """The next ``times`` requests fail: an HTTP ``status`` (500: CMR's JSON error; 504 with

@@ -12,23 +12,10 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
-
-from .granules import GranuleSpec, write_granule
-
-
-def make_stack(directory: Path, n: int = 3) -> tuple[list[Path], Path, Path]:
-    """``n`` acquisitions, an older release of the first, and its QA_STATS companion."""
-    base = GranuleSpec()
-    paths = [write_granule(directory, base.repeat(i)) for i in range(n)]
-    old = write_granule(directory, replace(base, crid="X05007", seed=99))
-    qa = directory / paths[0].name.replace(".h5", "_QA_STATS.h5")
-    shutil.copy(paths[0], qa)
-    return paths, old, qa
 
 
 def run(out: Path | None = None, echo=print) -> Path:

@@ -16,6 +16,7 @@ layout (count, offsets, index, metadata pages) is real and full size, the bytes 
 
 from __future__ import annotations
 
+import shutil
 import zlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -565,7 +566,12 @@ def write_granule(directory: str | Path, spec: GranuleSpec | None = None) -> Pat
     return path
 
 
-def write_stack(directory: str | Path, n: int = 3, base: GranuleSpec | None = None) -> list[Path]:
-    """``n`` repeat acquisitions of the same frame, one 12-day cycle apart."""
-    base = base or GranuleSpec()
-    return [write_granule(directory, base.repeat(i)) for i in range(n)]
+def make_stack(directory: Path, n: int = 3) -> tuple[list[Path], Path, Path]:
+    """``n`` repeat acquisitions of one frame, one 12-day cycle apart; an older release of
+    the first (CRID X05007); and a copy of the first as its ``_QA_STATS.h5`` companion."""
+    base = GranuleSpec()
+    paths = [write_granule(directory, base.repeat(i)) for i in range(n)]
+    old = write_granule(directory, replace(base, crid="X05007", seed=99))
+    qa = Path(directory) / paths[0].name.replace(".h5", "_QA_STATS.h5")
+    shutil.copy(paths[0], qa)
+    return paths, old, qa
