@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,8 +75,6 @@ class ValidationReport:
 def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str | None = None,
              access: Access | None = None) -> ValidationReport:
     """Check every granule's source fingerprint and ``sample`` chunks per granule."""
-    from ..indexer.scan import fingerprint
-
     if sample < 0:
         raise BadInputError(f"--sample {sample}: give 0 (fingerprints only) or more chunks")
     access = access or Access.from_options()
@@ -86,31 +85,38 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
     report = ValidationReport(str(store), len(granules))
     by_url = {g["url"]: g for g in granules}
     reachable = {}
-    for g in granules:
-        url = rewrite(g["url"]) if rewrite else g["url"]
-        try:
-            now = fingerprint(url, access)
-        except GcovIndexError as e:
-            report.findings.append(Finding(g["granuleId"], f"source unreachable ({e})"))
-            continue
-        reachable[g["url"]] = url
-        keys = ("size",) if url != g["url"] else ("size", "etag", "mtime")
-        changed = [f"{k} {g['fingerprint'].get(k)} -> {now.get(k)}" for k in keys
-                   if g["fingerprint"].get(k) != now.get(k)]
-        if changed:
-            report.findings.append(Finding(g["granuleId"], "source changed since indexing ("
-                                           + "; ".join(changed) + ")"))
+    with ThreadPoolExecutor(max_workers=8) as pool:  # HEADs overlap; no h5py here
+        for g, url, now in pool.map(lambda g: _fingerprint(g, rewrite, access), granules):
+            if isinstance(now, GcovIndexError):
+                report.findings.append(Finding(g["granuleId"], f"source unreachable ({now})"))
+                continue
+            reachable[g["url"]] = url
+            keys = ("size",) if url != g["url"] else ("size", "etag", "mtime")
+            changed = [f"{k} {g['fingerprint'].get(k)} -> {now.get(k)}" for k in keys
+                       if g["fingerprint"].get(k) != now.get(k)]
+            if changed:
+                report.findings.append(Finding(g["granuleId"], "source changed since indexing ("
+                                               + "; ".join(changed) + ")"))
     zs = zarr_store(store, protocol=protocol, access=access)
-    refs = zs.fs.references
-    for key, url in _sample(meta, refs, list(by_url), sample, seed):
-        g = by_url.get(url)
-        if g is None or url not in reachable:
-            continue
-        report.chunks_checked += 1
-        problem = _compare(zs, meta, key, reachable[url], access)
-        if problem:
-            report.findings.append(Finding(g["granuleId"], f"{key}: {problem}"))
+    picked: dict[str, list[str]] = {}
+    for key, url in _sample(meta, zs.fs.references, list(by_url), sample, seed):
+        if url in by_url and url in reachable:
+            picked.setdefault(url, []).append(key)
+    for url, keys in picked.items():  # each source opened once for all its sampled chunks
+        report.chunks_checked += len(keys)
+        for key, problem in _compare_granule(zs, meta, keys, reachable[url], access):
+            report.findings.append(Finding(by_url[url]["granuleId"], f"{key}: {problem}"))
     return report
+
+
+def _fingerprint(g: dict, rewrite, access: Access):
+    from ..indexer.scan import fingerprint
+
+    url = rewrite(g["url"]) if rewrite else g["url"]
+    try:
+        return g, url, fingerprint(url, access)
+    except GcovIndexError as e:
+        return g, url, e
 
 
 def _stacked_arrays(meta: dict) -> list[tuple[str, dict]]:
@@ -154,28 +160,38 @@ def _region(z: dict, idx: list[int]) -> tuple[slice, ...]:
                  for i, c, n in zip(idx, z["chunks"][1:], z["shape"][1:], strict=True))
 
 
-def _compare(zs, meta: dict, key: str, url: str, access: Access) -> str | None:
+def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access):
+    """(key, problem) for each sampled chunk of one granule whose store read and source read
+    differ; the source HDF5 is opened once."""
     import h5py
-    import zarr
     from obspec_utils.readers import BlockStoreReader
+
+    try:
+        obj, name = access.object_store(url)
+        reader = BlockStoreReader(obj, name, block_size=4 * 1024 * 1024, max_cached_blocks=64)
+        with h5py.File(reader, "r") as f:
+            for key in keys:
+                problem = _compare(zs, meta, key, f)
+                if problem:
+                    yield key, problem
+    except Exception as e:
+        yield keys[0], f"reading the source failed ({remote_error(url, e)})"
+
+
+def _compare(zs, meta: dict, key: str, f) -> str | None:
+    import zarr
 
     path, _, chunk = key.rpartition("/")
     idx = [int(i) for i in chunk.split(".")]
-    z = meta[f"{path}/.zarray"]
-    region = _region(z, idx[1:])
+    region = _region(meta[f"{path}/.zarray"], idx[1:])
     try:
         got = zarr.open_array(zs, path=path, mode="r", zarr_format=2)[(idx[0], *region)]
     except Exception as e:
         return f"reading through the store failed ({type(e).__name__}: {_first(e)})"
     try:
-        obj, name = access.object_store(url)
-        reader = BlockStoreReader(obj, name, block_size=4 * 1024 * 1024, max_cached_blocks=16)
-        with h5py.File(reader, "r") as f:
-            src = f[path][region]
-    except Exception as e:
-        err = remote_error(url, e)
-        return f"reading the source failed ({err})"
-    src = np.ascontiguousarray(src)
+        src = np.ascontiguousarray(f[path][region])
+    except Exception as e:  # a dataset gone or changed shape in a replaced source
+        return f"reading the source failed ({type(e).__name__}: {_first(e)})"
     got = np.ascontiguousarray(got)
     if src.dtype.names and got.dtype.kind == "c":  # {r, i} compound, exposed as complex
         src = src.view(got.dtype).reshape(got.shape)
