@@ -19,16 +19,17 @@ def _access_options(p: argparse.ArgumentParser) -> None:
 
 
 def _search_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("search (asf_search's names in brackets)")
-    g.add_argument("--aoi", help="area of interest: WKT, minx,miny,maxx,maxy in degrees, or a "
+    g = p.add_argument_group("search (asf_search's names in brackets, also accepted in "
+                             "kebab case, e.g. --flight-direction)")
+    g.add_argument("--aoi", "--intersects-with", help="area of interest: WKT, minx,miny,maxx,maxy in degrees, or a "
                    "GeoJSON file [intersectsWith]")
     g.add_argument("--start", help="acquired at or after, ISO 8601 date or time, UTC [start]")
     g.add_argument("--end", help="acquired at or before; a date alone includes that day [end]")
-    g.add_argument("--direction", help="ascending or descending [flightDirection]")
-    g.add_argument("--track", help="track, the relative orbit 1-173 [relativeOrbit]")
+    g.add_argument("--direction", "--flight-direction", help="ascending or descending [flightDirection]")
+    g.add_argument("--track", "--relative-orbit", help="track, the relative orbit 1-173 [relativeOrbit]")
     g.add_argument("--frame", help="frame number 1-176 [frame]")
-    g.add_argument("--production", help="PR, UR or both (default both) [productionConfiguration]")
-    g.add_argument("--collection", help="CMR collection short name, e.g. NISAR_L2_GCOV_BETA_V1 "
+    g.add_argument("--production", "--production-configuration", help="PR, UR or both (default both) [productionConfiguration]")
+    g.add_argument("--collection", "--short-name", help="CMR collection short name, e.g. NISAR_L2_GCOV_BETA_V1 "
                    "(default: every NISAR GCOV collection) [shortName]")
     g.add_argument("--max-results", help="at most this many CMR records [maxResults]")
     g.add_argument("--protocol", default="https", choices=("https", "s3"),
@@ -232,7 +233,7 @@ def _glue_values(argv: list[str]) -> list[str]:
     """``--aoi -118,36,-117,37`` would read as an option; glue it as ``--aoi=-118,...``."""
     out, it = [], iter(argv)
     for a in it:
-        if a == "--aoi":
+        if a in ("--aoi", "--intersects-with"):
             a = f"--aoi={next(it, '')}"
         out.append(a)
     return out

@@ -270,3 +270,17 @@ def test_query_values_are_checked_in_python_too():
     assert q.end.hour == 23 and q.aoi.startswith("POLYGON")
     assert SearchQuery.from_dict(q.to_dict()) == q
     assert NoResultsError.exit_code == 5
+
+
+def test_asf_search_names_are_accepted(env, capsys):
+    """A seed script's asf_search keywords port as they are, in Python and on the CLI."""
+    ours = search(**SEED)
+    theirs = search(intersectsWith=SEED_AOI, start=SEED_START, end=SEED_END,
+                    flightDirection="ASCENDING", productionConfiguration="PR")
+    assert [g.granule_id for g in theirs.granules] == [g.granule_id for g in ours.granules]
+    assert main(["search", "--intersects-with", "-118.08,36.96,-118.02,37.0", "--start",
+                 SEED_START, "--end", SEED_END, "--flight-direction", "ASCENDING",
+                 "--production-configuration", "PR", "--relative-orbit", "172",
+                 "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["granules"]
+    assert [r["granuleId"] for r in rows] == [g.granule_id for g in ours.granules]

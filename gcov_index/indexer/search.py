@@ -163,6 +163,10 @@ def _iso(t: datetime) -> str:
 
 
 NASA_CMR = "cmr.earthdata.nasa.gov"  # asf_search's INTERNAL.CMR_HOST
+# asf_search's keyword names, accepted as well (a seed script's call ports as it is)
+ASF_NAMES = {"intersectsWith": "aoi", "flightDirection": "direction", "relativeOrbit": "track",
+             "productionConfiguration": "production", "maxResults": "max_results",
+             "shortName": "collection"}
 
 
 def cmr_host(host: str | None = None) -> str:
@@ -176,7 +180,8 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
 
     Give a :class:`SearchQuery` or its fields as keywords: ``aoi`` (WKT, ``minx,miny,maxx,maxy``
     or a GeoJSON file), ``start``, ``end``, ``direction``, ``track``, ``frame``, ``production``
-    (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results``. ``protocol`` picks the URL
+    (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results`` (or asf_search's names for
+    them: ``intersectsWith``, ``flightDirection``, ...). ``protocol`` picks the URL
     each granule is indexed by (``https`` or ``s3``). ``host`` is CMR's host (default
     ``$GCOV_INDEX_CMR_HOST``, else NASA's). Timeouts, lost connections and gateway error pages
     are retried ``retries`` times, ``backoff`` seconds apart, doubling; CMR 5xx answers are
@@ -184,7 +189,7 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
     :class:`SearchError` when CMR fails and :class:`NoResultsError` when nothing matches.
     """
     if query is None:
-        query = SearchQuery.from_options(**criteria)
+        query = SearchQuery.from_options(**{ASF_NAMES.get(k, k): v for k, v in criteria.items()})
     elif criteria:
         raise TypeError("give a SearchQuery or search criteria, not both")
     if protocol not in PROTOCOLS:
