@@ -52,7 +52,7 @@ class RewritingFileSystem(AsyncFileSystem):
         return await self.target._info(self.rewrite(path), **kwargs)
 
 
-def _rewriter(access: Access, protocol: str, store, urls: list[str]):
+def protocol_rewriter(access: Access, protocol: str, store, urls: list[str]):
     """The s3 -> https (or https -> s3) rewrite, checked on every granule URL of the store."""
     rewrite = access.to_https if protocol == "https" else access.to_s3
     for url in urls:
@@ -85,7 +85,7 @@ def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access
     urls = [g["url"] for g in store_attrs(store, metadata(store, fo))["granules"]]
     access = access or Access.from_options()
     filesystems = {}
-    rewrite = _rewriter(access, protocol, store, urls) if protocol else None
+    rewrite = protocol_rewriter(access, protocol, store, urls) if protocol else None
     for url in urls:
         scheme = urlparse(url).scheme
         if scheme in filesystems:

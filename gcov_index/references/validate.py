@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import BadInputError, GcovIndexError
 from .access import Access, remote_error
-from .open import _rewriter, zarr_store
+from .open import protocol_rewriter, zarr_store
 from .store import metadata, open_refs, store_attrs
 
 STACK_DIMS = ("time", "zeroDopplerStartTime")
@@ -81,7 +81,8 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
     fo = open_refs(store)
     meta = metadata(store, fo)
     granules = store_attrs(store, meta)["granules"]
-    rewrite = _rewriter(access, protocol, store, [g["url"] for g in granules]) if protocol else None
+    rewrite = (protocol_rewriter(access, protocol, store, [g["url"] for g in granules])
+               if protocol else None)
     report = ValidationReport(str(store), len(granules))
     by_url = {g["url"]: g for g in granules}
     reachable = {}
