@@ -253,8 +253,7 @@ class CMRError(Exception):
 
 _KNOWN = {"shortName", "attribute[]", "bounding_box", "polygon", "point", "temporal",
           "page_size", "sort_key[]", "provider", "options[temporal][and]",
-          "options[platform][ignore_case]", "readable_granule_name[]", "granule_ur[]",
-          "platform[]", "echo_collection_id[]"}
+          "options[platform][ignore_case]", "readable_granule_name[]", "granule_ur[]"}
 
 
 def _filter(records: list[_Record], params: list[tuple[str, str]]) -> list[_Record]:
