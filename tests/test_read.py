@@ -82,6 +82,19 @@ def test_chunk_reads_of_a_subset_are_concurrent(stack, tmp_path):
         assert dict(a.s3.stats.requests) == {"GET": 2 * n}
         assert a.s3.stats.max_in_flight >= n  # sent together, not one after another
 
+        # subset of two layers: both layers' chunks are read together as well
+        from gcov_index.references.subset import Box, subset
+
+        grid = tree[GRID]
+        x, y = grid["xCoordinates"].values, grid["yCoordinates"].values
+        box = Box.parse((x[100], y[519], x[119], y[500]), crs="EPSG:32611")
+        a.s3.stats.reset()
+        series = subset(store, box, variables=["frequencyA/HHHH", "frequencyA/HVHV"],
+                        access=access)
+        assert series.sizes["time"] == n
+        assert dict(a.s3.stats.requests) == {"GET": 2 * 2 * n}
+        assert a.s3.stats.max_in_flight >= 2 * n
+
 
 def test_credentials_renew_during_a_long_read(tmp_path):
     """Credentials live 3 s; a read of many chunks goes on for about 9 s. gcov-index renews

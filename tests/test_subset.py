@@ -118,7 +118,7 @@ def test_unreachable_sources(stores, archive_env, capsys, tmp_path):
     refs["templates"] = {k: v.replace("_001.h5", "_009.h5") for k, v in refs["templates"].items()}
     moved = tmp_path / "moved.json"
     moved.write_text(json.dumps(refs))
-    fails(capsys, [str(moved), "--bbox", *map(str, BBOX_LL)], 3, "reading HHHH")
+    fails(capsys, [str(moved), "--bbox", *map(str, BBOX_LL)], 3, "reading frequencyA/HHHH")
 
 
 @pytest.mark.parametrize("protocol", ["s3", "https"])

@@ -9,6 +9,7 @@ time steps at once. Statistics skip NaN (the product's fill). ``db`` gives
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
     access = access or Access.from_options()
     layers = _layer_names(variables)
     grids: dict[str, xr.Dataset] = {}
-    out: dict[str, xr.DataArray] = {}
+    clipped: dict[str, xr.DataArray] = {}
     for freq, name in layers:
         if freq not in grids:
             try:
@@ -89,7 +90,11 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
         if name not in ds.data_vars or ds[name].ndim != 3:
             raise BadInputError(f"{store}: no grid layer {freq}/{name} (variables: "
                                 f"{', '.join(_available(store, protocol, access))})")
-        out[f"{freq}/{name}"] = _series(store, ds[name], box, stat, db)
+        clipped[f"{freq}/{name}"] = _clip(ds[name], box, stat, db)  # checks, reads nothing
+    with ThreadPoolExecutor(max_workers=len(clipped)) as pool:  # layers read together too
+        values = list(pool.map(lambda item: _read(store, *item), clipped.items()))
+    out = {key: _statistic(v, da, stat, db) for (key, da), v in zip(clipped.items(), values,
+                                                                   strict=True)}
     first = grids[layers[0][0]]
     result = xr.Dataset({k.replace("/", "_"): v for k, v in out.items()},
                         coords={"granuleId": ("time", first["granuleId"].values.astype(str))})
@@ -107,7 +112,8 @@ def _available(store, protocol, access) -> list[str]:
             if da.ndim == 3]
 
 
-def _series(store, da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray:
+def _clip(da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray:
+    """The layer clipped to the box, still lazy; the box and statistic checked."""
     from rioxarray.exceptions import NoDataInBounds, OneDimensionalRaster
 
     layer = f"{da.name}"
@@ -120,10 +126,17 @@ def _series(store, da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataAr
                             f"EPSG:4326: {left:.4f} {bottom:.4f} {right:.4f} {top:.4f})") from None
     if clipped.dtype.kind == "c" and (db or stat in ("median", "min", "max")):
         raise BadInputError(f"{layer} is complex: use --stat mean or count, without --db")
+    return clipped
+
+
+def _read(store, key: str, clipped: xr.DataArray) -> np.ndarray:
     try:
-        values = clipped.values  # every chunk the box touches, all time steps, read at once
+        return clipped.values  # every chunk the box touches, all time steps, read at once
     except Exception as e:
-        raise remote_error(f"{store}: reading {layer}", e) from None
+        raise remote_error(f"{store}: reading {key}", e) from None
+
+
+def _statistic(values: np.ndarray, da: xr.DataArray, stat: str, db: bool) -> xr.DataArray:
     flat = values.reshape(values.shape[0], -1)
     if stat == "count":
         series = np.sum(~np.isnan(flat), axis=1).astype("int64")
