@@ -73,3 +73,13 @@ def test_unreachable_source_is_reported(local, capsys):
     paths[0].unlink()
     out, err = failing(capsys, [str(store)])
     assert paths[0].stem in err and "source unreachable" in out
+
+
+@pytest.mark.parametrize("protocol", ["s3", "https"])
+def test_a_rejected_token_is_an_auth_error_not_a_bad_store(stores, archive_env, monkeypatch,
+                                                           capsys, protocol):
+    monkeypatch.setenv("EARTHDATA_TOKEN", "edl-expired-or-revoked")
+    rc = main(["validate", str(stores["s3.json"]), "--protocol", protocol])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 4 and len(err) == 1, err
+    assert "refused" in err[0] or "rejected" in err[0], err[0]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInputError, GcovIndexError
+from ..errors import AuthError, BadInputError, GcovIndexError
 from .access import Access, remote_error
 from .open import protocol_rewriter, zarr_store
 from .store import metadata, open_refs, store_attrs
@@ -88,6 +88,8 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
     reachable = {}
     with ThreadPoolExecutor(max_workers=8) as pool:  # HEADs overlap; no h5py here
         for g, url, now in pool.map(lambda g: _fingerprint(g, rewrite, access), granules):
+            if isinstance(now, AuthError):  # the user's login, not the store, is at fault
+                raise now
             if isinstance(now, GcovIndexError):
                 report.findings.append(Finding(g["granuleId"], f"source unreachable ({now})"))
                 continue
