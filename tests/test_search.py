@@ -207,6 +207,7 @@ def fails(capsys, args, code: int, expect: str) -> str:
     (["--aoi", "POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))"], "not valid"),
     (["--aoi", "POLYGON((200 0, 201 0, 201 1, 200 0))"], "longitude, latitude"),
     (["--aoi", "missing.geojson"], "cannot read the GeoJSON file"),
+    (["--aoi", "1.2.3,36,-117,37"], "a bbox is four numbers"),
     (["--start", "2026-01-15", "--end", "2025-11-15"], "is before --start"),
     (["--start", "last tuesday"], "--start 'last tuesday': not a date"),
     (["--direction", "north"], "--direction 'north': use ascending or descending"),

@@ -34,7 +34,11 @@ def parse_aoi(text: str) -> str:
     if not text:
         raise BadInputError("--aoi: empty area of interest")
     if _BBOX.match(text):
-        minx, miny, maxx, maxy = (float(v) for v in text.split(","))
+        try:
+            minx, miny, maxx, maxy = (float(v) for v in text.split(","))
+        except ValueError:
+            raise BadInputError(f"--aoi {text}: a bbox is four numbers, minx,miny,maxx,maxy") \
+                from None
         if not (minx < maxx and miny < maxy):
             raise BadInputError(f"--aoi {text}: a bbox is minx,miny,maxx,maxy with min < max")
         geom = box(minx, miny, maxx, maxy)
@@ -45,6 +49,8 @@ def parse_aoi(text: str) -> str:
             raise BadInputError(f"--aoi {text}: cannot read the GeoJSON file ({e.strerror})") from None
         except ValueError as e:
             raise BadInputError(f"--aoi {text}: not GeoJSON ({e})") from None
+        if not isinstance(doc, dict):
+            raise BadInputError(f"--aoi {text}: not GeoJSON (a JSON {type(doc).__name__})")
         geoms = [f.get("geometry") for f in doc.get("features", [])] if doc.get(
             "type") == "FeatureCollection" else [doc.get("geometry") if doc.get(
                 "type") == "Feature" else doc]
