@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -27,8 +28,11 @@ RETRY = {"max_retries": 2, "backoff": {"init_backoff": timedelta(milliseconds=10
          "retry_timeout": timedelta(seconds=15)}
 
 
-_REFUSED = ("401", "403", "Unauthorized", "Forbidden", "ExpiredToken", "InvalidAccessKeyId",
-            "InvalidToken", "token was rejected")
+# what a refusal looks like in obstore's / fsspec's messages; whole words only, since the
+# same text holds ports, durations and request ids that may contain "401" or "403"
+_REFUSED = re.compile(r"\b(?:401|403) (?:Unauthorized|Forbidden)\b|status(?: code)?:? (?:401|403)\b"
+                      r"|\b(?:ExpiredToken|InvalidAccessKeyId|InvalidToken|AccessDenied"
+                      r"|SignatureDoesNotMatch|Unauthenticated|token was rejected)\b")
 
 
 def remote_error(what: str, exc: BaseException) -> AccessError:
@@ -44,13 +48,16 @@ def remote_error(what: str, exc: BaseException) -> AccessError:
         if isinstance(e, AccessError):
             return type(e)(f"{what}: {e}")
     text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, FileNotFoundError) for e in chain) and not _REFUSED.search(text):
+        missing = next(e for e in chain if isinstance(e, FileNotFoundError))
+        return AccessError(f"{what}: no such object ({str(missing).splitlines()[0][:200]})")
     for cls in (AuthError, AccessError):  # ours, raised inside obstore's credential callback
         marker = f"{cls.__name__}: "
         if marker in text:
             return cls(f"{what}: {text.split(marker, 1)[1].splitlines()[0]}")
     first = next((ln.strip() for e in chain for ln in str(e).splitlines() if ln.strip()),
                  type(exc).__name__)[:200]
-    if any(k in text for k in _REFUSED):
+    if _REFUSED.search(text):
         return AuthError(f"{what}: access refused ({first})")
     return AccessError(f"{what}: unreachable ({first})")
 
