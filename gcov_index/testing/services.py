@@ -1,9 +1,11 @@
 """Local stand-ins for NASA's archive, on loopback only; used by tests, the demo and benchmarks.
 
-- ``S3Gateway``: a real S3 API (moto's server) behind a gateway that checks each request's
-  access key and session token against the credentials it issued, and refuses unknown ones
-  (403 ``InvalidAccessKeyId``) and expired ones (400 ``ExpiredToken``) as S3 does. It can add a
-  per-request latency and counts requests and bytes.
+- ``S3Gateway``: a real S3 API (moto's server, in its own process) behind a gateway that
+  checks each request's access key and session token against the credentials it issued, and
+  refuses unknown ones (403 ``InvalidAccessKeyId``) and expired ones (400 ``ExpiredToken``) as
+  S3 does. It can add a per-request latency, and counts requests, bytes, refusals and requests
+  in flight. For benchmarks of full-size granules the same gateway can serve GetObject /
+  HeadObject from the archive's files instead of moto.
 - ``EarthdataService``: ``GET /s3credentials`` with a bearer token answers the real JSON shape
   (401 otherwise); ``POST /api/users/find_or_create_token`` exchanges a login for a token;
   ``/NISAR/<collection>/<stem>/<stem>.h5`` serves granules with the bearer token and Range.
@@ -171,9 +173,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         """A client that hung up (a timeout under test) is not a server error."""
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+        if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
 
 
