@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 
+def first_line(error: BaseException | str, limit: int = 160) -> str:
+    """The first non-blank line of an error (or text), cut to ``limit``: the detail a one-line
+    message quotes from a library's multi-line error."""
+    text = str(error)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not line:
+        line = type(error).__name__ if isinstance(error, BaseException) else "no detail"
+    return line[:limit]
+
+
 class GcovIndexError(Exception):
     """Base class: ``str(err)`` is one line that names the input and what is wrong."""
 

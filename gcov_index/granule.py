@@ -25,9 +25,14 @@ _NAME = re.compile(
 POLARIZATION_CODES = {"SH", "SV", "DH", "DV", "CL", "CR", "QP", "QD", "NA"}
 
 
-def _stem(url_or_path: str) -> str:
+def file_name(url_or_path: str) -> str:
+    """The file name at the end of a path or URL (query and host left out)."""
     path = urlparse(url_or_path).path if "://" in url_or_path else url_or_path
-    return PurePosixPath(path.replace("\\", "/")).name.removesuffix(".h5")
+    return PurePosixPath(path.replace("\\", "/")).name
+
+
+def _stem(url_or_path: str) -> str:
+    return file_name(url_or_path).removesuffix(".h5")
 
 
 def _time(text: str) -> datetime:

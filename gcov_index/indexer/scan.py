@@ -29,7 +29,7 @@ from obspec_utils.readers import BlockStoreReader
 from obspec_utils.registry import ObjectStoreRegistry
 from virtualizarr.parsers import HDFParser
 
-from ..errors import AccessError, GcovIndexError, NotGcovError
+from ..errors import AccessError, GcovIndexError, NotGcovError, first_line
 from ..granule import Granule
 from ..references.access import Access, canonical_url, remote_error
 from .manifest import ArrayManifest, GranuleManifest
@@ -204,10 +204,6 @@ def _fingerprint(store, path: str, url: str) -> dict:
             "mtime": meta["last_modified"].isoformat() if meta.get("last_modified") else None}
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:160] if text.strip() else "no detail"
-
-
 def fingerprint(url: str, access: Access) -> dict:
     """Size, ETag and modification time of a source, to tell whether it changed."""
     url = canonical_url(url)
@@ -227,7 +223,7 @@ def scan(url: str, access: Access | None = None, fp: dict | None = None) -> Gran
         head = reader.read(8)
         reader.seek(0)
     except Exception as e:
-        raise AccessError(f"{url}: cannot read ({_first_line(str(e))})") from None
+        raise AccessError(f"{url}: cannot read ({first_line(e)})") from None
     if head != HDF5_SIGNATURE:
         raise NotGcovError(f"{url}: not an HDF5 file")
     prefix = url.rpartition("/")[0] + "/"
@@ -243,10 +239,10 @@ def scan(url: str, access: Access | None = None, fp: dict | None = None) -> Gran
         text = str(e)
         if "truncated" in text or "eof" in text.lower():
             raise NotGcovError(f"{url}: truncated HDF5 file ({fingerprint['size']} bytes)") from None
-        raise NotGcovError(f"{url}: unreadable HDF5 file ({_first_line(text)})") from None
+        raise NotGcovError(f"{url}: unreadable HDF5 file ({first_line(text)})") from None
     except Exception as e:
         raise NotGcovError(f"{url}: cannot be scanned ({type(e).__name__}: "
-                           f"{_first_line(str(e))})") from None
+                           f"{first_line(e)})") from None
 
 
 def _read_tree(f: h5py.File, url: str, granule: Granule, fingerprint: dict,

@@ -21,11 +21,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
-from ..errors import AccessError, BadInputError, GcovIndexError
-from ..granule import Granule, is_data_granule
+from ..errors import AccessError, BadInputError, GcovIndexError, first_line
+from ..granule import Granule, file_name, is_data_granule
 from ..references.access import S3_BUCKET
 from .query import SearchQuery
 from .select import select_latest
@@ -235,14 +234,14 @@ def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, b
                 return asf_search.search(opts=opts)
             except ASFSearch4xxError as e:
                 raise SearchError(f"CMR at {host} refused the search {query.describe()}: "
-                                  f"{_first_line(e)}") from None
+                                  f"{first_line(e, 300)}") from None
             except ASFSearch5xxError as e:
-                raise SearchError(f"CMR at {host} failed: {_first_line(e)} (asf_search tried "
+                raise SearchError(f"CMR at {host} failed: {first_line(e, 300)} (asf_search tried "
                                   "3 times); try again later") from None
             except (ASFSearchError, requests.RequestException, ValueError) as e:
                 # timeouts, lost connections, and non-JSON error pages from a gateway
                 if isinstance(e, ASFSearchError) and "Timeout" not in str(e):
-                    raise SearchError(f"CMR at {host}: {_first_line(e)}") from None
+                    raise SearchError(f"CMR at {host}: {first_line(e, 300)}") from None
                 if attempt == retries:
                     raise SearchError(f"CMR at {host} did not answer the search after "
                                       f"{retries} tries: {_reason(e, timeout)}") from None
@@ -250,10 +249,6 @@ def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, b
     finally:
         INTERNAL.CMR_TIMEOUT, asf_search.REPORT_ERRORS = saved
     raise AssertionError("unreachable")
-
-
-def _first_line(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
 
 
 def _reason(e: Exception, timeout: float) -> str:
@@ -265,17 +260,13 @@ def _reason(e: Exception, timeout: float) -> str:
         return "connection failed"
     if isinstance(e, ValueError):
         return "the answer was not CMR's JSON (a gateway error page?)"
-    return _first_line(e)
+    return first_line(e, 300)
 
 
 def _n_files(product) -> int:
     p = product.properties
     urls = [p.get("url") or "", *(p.get("additionalUrls") or []), *(p.get("browse") or [])]
-    return len({_name(u) for u in urls if u})
-
-
-def _name(url: str) -> str:
-    return PurePosixPath(urlparse(url).path).name
+    return len({file_name(u) for u in urls if u})
 
 
 def _found(product, s3_bucket: str) -> FoundGranule | None:
@@ -288,7 +279,7 @@ def _found(product, s3_bucket: str) -> FoundGranule | None:
     url = https[0]
     granule = Granule.parse(url)
     s3 = [u for u in p.get("s3Urls", [])
-          if _name(u) == granule.filename and urlparse(u).netloc == s3_bucket]
+          if file_name(u) == granule.filename and urlparse(u).netloc == s3_bucket]
     sizes = p.get("bytes") or {}
     size = (sizes.get(granule.filename) or {}).get("bytes")
     return FoundGranule(

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from urllib.parse import urlparse
 
 from ..errors import BadInputError
-from ..granule import Granule, is_data_granule
+from ..granule import Granule, file_name, is_data_granule
 
 
 @dataclass
@@ -16,10 +14,6 @@ class Selection:
     selected: list[Granule]  # one per acquisition, sorted by start time
     superseded: list[tuple[Granule, Granule]] = field(default_factory=list)  # (old, kept)
     skipped: list[str] = field(default_factory=list)  # QA_STATS, browse and other files
-
-
-def _name(url: str) -> str:
-    return PurePosixPath(urlparse(url).path if "://" in url else url).name
 
 
 def select_latest(inputs: Iterable[str | Granule]) -> Selection:
@@ -34,7 +28,7 @@ def select_latest(inputs: Iterable[str | Granule]) -> Selection:
         if isinstance(item, Granule):
             granules.append(item)
             continue
-        name = _name(item)
+        name = file_name(item)
         if is_data_granule(item):
             granules.append(Granule.parse(item))
         elif name.lower().endswith(".h5") and not name.startswith("NISAR_"):

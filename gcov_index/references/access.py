@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from obstore.store import HTTPStore, LocalStore, S3Store
 
-from ..errors import AccessError, AuthError
+from ..errors import AccessError, AuthError, first_line
 from .auth import NISAR_S3_CREDENTIALS_URL, CredentialProvider, find_token
 
 HTTPS_BASE = "https://nisar.asf.earthdatacloud.nasa.gov/NISAR"
@@ -55,8 +55,7 @@ def remote_error(what: str, exc: BaseException) -> AccessError:
         marker = f"{cls.__name__}: "
         if marker in text:
             return cls(f"{what}: {text.split(marker, 1)[1].splitlines()[0]}")
-    first = next((ln.strip() for e in chain for ln in str(e).splitlines() if ln.strip()),
-                 type(exc).__name__)[:200]
+    first = next((first_line(e, 200) for e in chain if str(e).strip()), type(exc).__name__)
     if _REFUSED.search(text):
         return AuthError(f"{what}: access refused ({first})")
     return AccessError(f"{what}: unreachable ({first})")

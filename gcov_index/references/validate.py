@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AuthError, BadInputError, GcovIndexError
+from ..errors import AuthError, BadInputError, GcovIndexError, first_line
 from .access import Access, remote_error
 from .open import protocol_rewriter, zarr_store
 from .store import metadata, open_refs, store_attrs
@@ -190,11 +190,11 @@ def _compare(zs, meta: dict, key: str, f) -> str | None:
     try:
         got = zarr.open_array(zs, path=path, mode="r", zarr_format=2)[(idx[0], *region)]
     except Exception as e:
-        return f"reading through the store failed ({type(e).__name__}: {_first(e)})"
+        return f"reading through the store failed ({type(e).__name__}: {first_line(e)})"
     try:
         src = np.ascontiguousarray(f[path][region])
     except Exception as e:  # a dataset gone or changed shape in a replaced source
-        return f"reading the source failed ({type(e).__name__}: {_first(e)})"
+        return f"reading the source failed ({type(e).__name__}: {first_line(e)})"
     got = np.ascontiguousarray(got)
     if src.dtype.names and got.dtype.kind == "c":  # {r, i} compound, exposed as complex
         src = src.view(got.dtype).reshape(got.shape)
@@ -204,7 +204,3 @@ def _compare(zs, meta: dict, key: str, f) -> str | None:
         return ("differs from the source" + (f" ({diff} of {src.nbytes} bytes)" if diff >= 0
                                               else f" (shape {got.shape} vs {src.shape})"))
     return None
-
-
-def _first(e: Exception) -> str:
-    return (str(e).strip().splitlines() or [""])[0][:160]
