@@ -73,15 +73,17 @@ def _read_concurrency() -> None:
         zarr.config.set({"async.concurrency": READ_CONCURRENCY})
 
 
-def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access | None = None):
+def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access | None = None,
+               fo: dict | str | None = None):
     """A read-only zarr store over the references, with the remote file systems it needs.
 
     ``protocol`` ("s3" or "https") reads every granule that way, whatever URLs the store
-    holds: they are rewritten at read time (:class:`RewritingFileSystem`).
+    holds: they are rewritten at read time (:class:`RewritingFileSystem`). ``fo`` is
+    ``open_refs(store)`` when the caller has already read it.
     """
     if protocol not in (None, "s3", "https"):
         raise BadInputError(f"protocol {protocol!r}: use s3 or https")
-    fo = open_refs(store)  # a JSON store is parsed once, here
+    fo = open_refs(store) if fo is None else fo  # a JSON store is parsed once
     urls = [g["url"] for g in store_attrs(store, metadata(store, fo))["granules"]]
     access = access or Access.from_options()
     filesystems = {}

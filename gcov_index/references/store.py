@@ -43,12 +43,16 @@ def _expand_templates(refs: dict) -> dict:
     return {"version": 1, "refs": out}
 
 
+def _metadata_of(refs: dict) -> dict[str, dict]:
+    """The ``.zgroup`` / ``.zarray`` / ``.zattrs`` entries of kerchunk refs, parsed."""
+    return {k: json.loads(v) if isinstance(v, str) else v for k, v in refs.items()
+            if k.rsplit("/", 1)[-1] in (".zgroup", ".zarray", ".zattrs")}
+
+
 def _consolidated(refs: dict) -> dict:
     """The refs with zarr v2's ``.zmetadata`` (every group's and array's metadata in one key),
     so that a reader opens the whole tree from one key instead of one lookup per node."""
-    meta = {k: json.loads(v) if isinstance(v, str) else v for k, v in refs["refs"].items()
-            if k.rsplit("/", 1)[-1] in (".zgroup", ".zarray", ".zattrs")}
-    consolidated = {"zarr_consolidated_format": 1, "metadata": meta}
+    consolidated = {"zarr_consolidated_format": 1, "metadata": _metadata_of(refs["refs"])}
     return {**refs, "refs": {**refs["refs"], ".zmetadata": dumps_json_attrs(consolidated)}}
 
 
@@ -129,16 +133,13 @@ def metadata(store: str | Path, fo: dict | str | None = None) -> dict[str, dict]
     fo = open_refs(store) if fo is None else fo
     if isinstance(fo, dict):
         refs = fo.get("refs", {})
-    else:
-        try:
-            refs = json.loads((Path(fo) / ".zmetadata").read_text())["metadata"]
-        except (OSError, ValueError, KeyError):
-            raise BadInputError(f"{store}: not a kerchunk Parquet reference store") from None
-    out = {}
-    for k, v in refs.items():
-        if k.rsplit("/", 1)[-1] in (".zgroup", ".zarray", ".zattrs"):
-            out[k] = json.loads(v) if isinstance(v, str) else v
-    return out
+        if ".zmetadata" in refs:  # written by gcov-index: everything, parsed in one go
+            return json.loads(refs[".zmetadata"])["metadata"]
+        return _metadata_of(refs)  # another tool's JSON store: look through every key
+    try:
+        return _metadata_of(json.loads((Path(fo) / ".zmetadata").read_text())["metadata"])
+    except (OSError, ValueError, KeyError):
+        raise BadInputError(f"{store}: not a kerchunk Parquet reference store") from None
 
 
 def store_attrs(store: str | Path, meta: dict | None = None) -> dict:

@@ -100,7 +100,7 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
             if changed:
                 report.findings.append(Finding(g["granuleId"], "source changed since indexing ("
                                                + "; ".join(changed) + ")"))
-    zs = zarr_store(store, protocol=protocol, access=access)
+    zs = zarr_store(store, protocol=protocol, access=access, fo=fo)
     picked: dict[str, list[str]] = {}
     for key, url in _sample(meta, zs.fs.references, list(by_url), sample, seed):
         if url in by_url and url in reachable:
