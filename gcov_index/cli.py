@@ -21,16 +21,19 @@ def _access_options(p: argparse.ArgumentParser) -> None:
 def _search_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("search (asf_search's names in brackets, also accepted in "
                              "kebab case, e.g. --flight-direction)")
-    g.add_argument("--aoi", "--intersects-with", help="area of interest: WKT, minx,miny,maxx,maxy in degrees, or a "
-                   "GeoJSON file [intersectsWith]")
+    g.add_argument("--aoi", "--intersects-with", help="area of interest: WKT, "
+                   "minx,miny,maxx,maxy in degrees, or a GeoJSON file [intersectsWith]")
     g.add_argument("--start", help="acquired at or after, ISO 8601 date or time, UTC [start]")
     g.add_argument("--end", help="acquired at or before; a date alone includes that day [end]")
-    g.add_argument("--direction", "--flight-direction", help="ascending or descending [flightDirection]")
-    g.add_argument("--track", "--relative-orbit", help="track, the relative orbit 1-173 [relativeOrbit]")
+    g.add_argument("--direction", "--flight-direction",
+                   help="ascending or descending [flightDirection]")
+    g.add_argument("--track", "--relative-orbit",
+                   help="track, the relative orbit 1-173 [relativeOrbit]")
     g.add_argument("--frame", help="frame number 1-176 [frame]")
-    g.add_argument("--production", "--production-configuration", help="PR, UR or both (default both) [productionConfiguration]")
-    g.add_argument("--collection", "--short-name", help="CMR collection short name, e.g. NISAR_L2_GCOV_BETA_V1 "
-                   "(default: every NISAR GCOV collection) [shortName]")
+    g.add_argument("--production", "--production-configuration",
+                   help="PR, UR or both (default both) [productionConfiguration]")
+    g.add_argument("--collection", "--short-name", help="CMR collection short name, e.g. "
+                   "NISAR_L2_GCOV_BETA_V1 (default: every NISAR GCOV collection) [shortName]")
     g.add_argument("--max-results", help="at most this many CMR records [maxResults]")
     g.add_argument("--protocol", default="https", choices=("https", "s3"),
                    help="which URL of each granule is indexed (https)")
@@ -114,8 +117,8 @@ def _dry_run(inputs, out: str) -> str:
     from .indexer.select import select_latest
 
     if isinstance(inputs, SearchResult):
-        note = (f"build would refuse: {len(inputs.frames)} frames ({', '.join(inputs.frames)}); "
-                "add --track, --frame and --direction\n" if len(inputs.frames) > 1 else "")
+        problem = inputs.mixed_frames()
+        note = f"build would refuse: {problem}\n" if problem else ""
         return inputs.text("table", show_superseded=True) + note + f"would write {out}\n"
     sel = select_latest(inputs)
     lines = [f"  {g.start:%Y-%m-%dT%H:%M:%S}  {g.url}" for g in sel.selected]

@@ -110,10 +110,8 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     """
     store_format(out)  # a bad --out fails before any work
     if isinstance(inputs, SearchResult):
-        if len(inputs.frames) > 1:
-            raise BadInputError(f"the search found {len(inputs.frames)} frames "
-                                f"({', '.join(inputs.frames)}), whose grids differ; add "
-                                "--track, --frame and --direction to index one")
+        if inputs.mixed_frames():
+            raise BadInputError(inputs.mixed_frames())
         extra_attrs = {"search": inputs.record(), **(extra_attrs or {})}
         inputs = inputs.urls
     access = access or Access.from_options()

@@ -103,6 +103,14 @@ class SearchResult:
         return sorted({f"{g.granule.track:03d}{g.granule.direction}/{g.granule.frame:03d}"
                        for g in self.granules})
 
+    def mixed_frames(self) -> str | None:
+        """Why these granules cannot be one store (several frames, whose grids differ), or
+        None when they can."""
+        if len(self.frames) <= 1:
+            return None
+        return (f"the search found {len(self.frames)} frames ({', '.join(self.frames)}), whose "
+                "grids differ; add --track, --frame and --direction to index one")
+
     @property
     def n_found(self) -> int:
         return len(self.granules) + len(self.superseded)
