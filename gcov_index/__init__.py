@@ -3,8 +3,7 @@
 The public verbs: ``search``, ``select_latest``, ``scan``, ``build``, ``open_store``.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import AccessError, AuthError, BadInputError, GcovIndexError
 from .granule import Granule
 from .indexer.build import build

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..errors import BadInputError
 from ..references.access import Access, canonical_url
 from ..references.store import STORE_ATTR, store_format, write_store

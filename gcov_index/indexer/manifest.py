@@ -10,14 +10,38 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..granule import Granule
 
 MANIFEST_VERSION = 1
+
+
+
+def json_value(v: Any) -> Any:
+    """An HDF5 attribute value as plain JSON (strings decoded, complex as [re, im])."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    if isinstance(v, np.ndarray):
+        if v.dtype.names:  # compound {r, i}
+            v = v.view(np.complex64) if v.dtype.itemsize == 8 else v.view(np.complex128)
+        if v.ndim == 0 or (v.size == 1 and v.dtype.kind not in "SUO"):
+            return json_value(v.reshape(-1)[0]) if v.size else None
+        return [json_value(x) for x in v.tolist()]
+    if isinstance(v, np.void) and v.dtype.names:
+        return json_value(np.array(v))
+    if isinstance(v, (complex, np.complexfloating)):
+        return [json_value(float(v.real)), json_value(float(v.imag))]
+    if isinstance(v, np.generic):
+        return json_value(v.item())
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
 
 
 @dataclass

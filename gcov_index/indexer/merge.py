@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadInputError, GridMismatchError
-from .manifest import ArrayManifest, GranuleManifest
-from .scan import json_value
+from .manifest import ArrayManifest, GranuleManifest, json_value
 
 IDENT = "science/LSAR/identification"
 GRIDS = "science/LSAR/GCOV/grids"

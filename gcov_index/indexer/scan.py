@@ -17,7 +17,6 @@ this product (``shared/gcov-product.md``, "Known traps"):
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -32,7 +31,7 @@ from virtualizarr.parsers import HDFParser
 from ..errors import AccessError, GcovIndexError, NotGcovError, first_line
 from ..granule import Granule
 from ..references.access import Access, canonical_url, remote_error
-from .manifest import ArrayManifest, GranuleManifest
+from .manifest import ArrayManifest, GranuleManifest, json_value
 
 PAGE = 4 * 1024 * 1024
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -42,40 +41,14 @@ GCOV_ROOT = "science/LSAR/GCOV"
 START_TIME = "science/LSAR/identification/zeroDopplerStartTime"
 
 
-# ---------------------------------------------------------------------------------------
-# values as JSON
-
-
-def json_value(v: Any) -> Any:
-    """An HDF5 attribute value as plain JSON (strings decoded, complex as [re, im])."""
-    if isinstance(v, bytes):
-        return v.decode("utf-8", errors="replace")
-    if isinstance(v, h5py.Empty):
-        return ""
-    if isinstance(v, np.ndarray):
-        if v.dtype.names:  # compound {r, i}
-            v = v.view(np.complex64) if v.dtype.itemsize == 8 else v.view(np.complex128)
-        if v.ndim == 0 or (v.size == 1 and v.dtype.kind not in "SUO"):
-            return json_value(v.reshape(-1)[0]) if v.size else None
-        return [json_value(x) for x in v.tolist()]
-    if isinstance(v, np.void) and v.dtype.names:
-        return json_value(np.array(v))
-    if isinstance(v, (complex, np.complexfloating)):
-        return [json_value(float(v.real)), json_value(float(v.imag))]
-    if isinstance(v, np.generic):
-        return json_value(v.item())
-    if isinstance(v, float) and not math.isfinite(v):
-        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
-    return v
-
-
 def attrs_of(obj: h5py.HLObject) -> dict:
     out = {}
     for name in obj.attrs:
         if name in HIDDEN_ATTRS:
             continue
         try:
-            out[name] = json_value(obj.attrs[name])
+            value = obj.attrs[name]
+            out[name] = "" if isinstance(value, h5py.Empty) else json_value(value)
         except (OSError, TypeError):  # a type h5py cannot read: keep its name, say so
             out[name] = "<unreadable attribute>"
     return out
