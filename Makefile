@@ -3,25 +3,38 @@ PYTHON ?= $(shell command -v python3.12 || command -v python3)
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test fast lint bench lock clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package (made by `make lock`): pip installs it without searching,
+# so a fresh clone is set up in about a minute whatever is newest on PyPI that day.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || \
 	  { echo "Python >= 3.12 is needed (found $$($(PYTHON) --version))"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/gcov-index demo
+	$(VENV)/bin/python -m tests.support.demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check gcov_index tests benchmarks
 	$(VENV)/bin/python -m pytest -q
 
+# the fast lane: no local servers, no full-size granules (seconds)
+fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not services"
+
 bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/run.py
+	$(VENV)/bin/python -m benchmarks.run
+
+# re-pin constraints.txt to the newest releases that satisfy pyproject.toml (uv resolves in
+# seconds where pip may backtrack for many minutes); run `make test` after it
+lock:
+	test -x $(VENV)/bin/uv || $(VENV)/bin/pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.12 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --no-annotate -o constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache gcov-index-demo.json
