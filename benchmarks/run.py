@@ -17,7 +17,7 @@ Every phase is counted at the gateway (requests by method, bytes sent). Reads ar
 median of ``--repeat`` runs (requests and bytes from the last run). Temporary credentials are
 fetched before timing, for every method.
 
-    python benchmarks/run.py [--sizes 5,50] [--latency 0.02] [--repeat 5] [--out FILE.json]
+    python -m benchmarks.run [--sizes 5,50] [--latency 0.02] [--repeat 5] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Meter:
 
 
 def make_granules(directory: Path, n: int) -> list[Path]:
-    from gcov_index.testing.granules import full_size, write_granule
+    from tests.support.granules import full_size, write_granule
 
     directory.mkdir(parents=True, exist_ok=True)
     have = sorted(directory.glob("NISAR_*.h5"))
@@ -129,8 +129,8 @@ def start_times(paths) -> list[np.datetime64]:
 
 def run_size(n: int, work: Path, latency: float, repeat: int) -> dict:
     from gcov_index import Access, build, open_store
-    from gcov_index.references.subset import Box, subset
-    from gcov_index.testing.services import LocalArchive
+    from gcov_index.read.subset import Box, subset
+    from tests.support.services import LocalArchive
 
     t0 = time.perf_counter()
     paths = make_granules(work / "granules", n)

@@ -49,15 +49,15 @@ def _has_search(args) -> bool:
 
 
 def _search(args):
-    from .indexer.query import SearchQuery
-    from .indexer.search import search
+    from .discover.query import SearchQuery
+    from .discover.search import search
 
     query = SearchQuery.from_options(**{k: getattr(args, k) for k in _SEARCH_FIELDS})
     return search(query, protocol=args.protocol, host=args.cmr_host)
 
 
 def _access(args):
-    from .references.access import Access
+    from .io.access import Access
 
     return Access.from_options(token_file=args.token_file, s3_endpoint=args.s3_endpoint,
                                credentials_url=args.s3_credentials_url)
@@ -85,8 +85,8 @@ def cmd_search(args) -> int:
 
 def cmd_build(args) -> int:
     from .errors import BadInputError
-    from .indexer.build import build
-    from .references.store import store_format
+    from .store.build import build
+    from .store.layout import store_format
 
     if args.granules and _has_search(args):
         raise BadInputError("give granules or a search (--aoi, --start, ...), not both")
@@ -113,8 +113,8 @@ def cmd_build(args) -> int:
 
 
 def _dry_run(inputs, out: str) -> str:
-    from .indexer.search import SearchResult
-    from .indexer.select import select_latest
+    from .discover.search import SearchResult
+    from .discover.select import select_latest
 
     if isinstance(inputs, SearchResult):
         problem = inputs.mixed_frames()
@@ -130,7 +130,7 @@ def _dry_run(inputs, out: str) -> str:
 
 
 def cmd_subset(args) -> int:
-    from .references.subset import (
+    from .read.subset import (
         Box,
         check_outputs,
         plot_series,
@@ -153,7 +153,7 @@ def cmd_subset(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .references.validate import validate
+    from .read.validate import validate
 
     report = validate(args.store, sample=args.sample, seed=args.seed, protocol=args.protocol,
                       access=_access(args))
@@ -163,16 +163,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .references.info import store_info
+    from .read.info import store_info
 
     print(store_info(args.store).text())
-    return 0
-
-
-def cmd_demo(args) -> int:
-    from .testing.demo import run
-
-    run(Path(args.out) if args.out else None)
     return 0
 
 
@@ -226,9 +219,6 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="what a store holds")
     i.add_argument("store")
     i.set_defaults(func=cmd_info)
-    d = sub.add_parser("demo", help="search, build and read a small synthetic archive, offline")
-    d.add_argument("--out", help="where to keep the demo store (gcov-index-demo.json)")
-    d.set_defaults(func=cmd_demo)
     return p
 
 

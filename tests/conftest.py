@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gcov_index.references.access import Access
-from gcov_index.testing.granules import make_stack
-from gcov_index.testing.services import LocalArchive
+from gcov_index.io.access import Access
+from tests.support.granules import make_stack
+from tests.support.services import LocalArchive
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gcov_index.errors import AccessError, AuthError
-from gcov_index.references.access import remote_error
+from gcov_index.io.access import remote_error
 
 
 @pytest.mark.parametrize("text, kind", [

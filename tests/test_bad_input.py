@@ -12,8 +12,8 @@ import h5py
 import pytest
 
 from gcov_index.cli import main
-from gcov_index.testing.granules import GranuleSpec, write_granule
-from gcov_index.testing.services import BUCKET
+from tests.support.granules import GranuleSpec, write_granule
+from tests.support.services import BUCKET
 
 PREVIOUS = b'{"version": 1, "refs": {".zgroup": "{\\"zarr_format\\": 2}"}}'
 
@@ -164,8 +164,8 @@ def test_s3_refuses_unknown_and_expired_credentials(archive):
 @pytest.mark.parametrize("where", ["scan", "write-json", "write-parquet"])
 def test_an_interrupted_build_leaves_the_earlier_store(stack, tmp_path, capsys, monkeypatch,
                                                        where):
-    import gcov_index.indexer.build as build_mod
-    import gcov_index.references.store as store_mod
+    import gcov_index.store.build as build_mod
+    import gcov_index.store.layout as store_mod
 
     inputs = [str(p) for p in stack["paths"]]
     out = tmp_path / ("store.parquet" if where == "write-parquet" else "store.json")

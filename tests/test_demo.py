@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gcov_index.testing.demo import run
+from tests.support.demo import run
 
 
 def test_demo_searches_builds_and_reads_a_subset(tmp_path):

@@ -13,9 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from gcov_index.indexer.build import build
-from gcov_index.references.access import Access
-from gcov_index.references.open import open_store
+from gcov_index.io.access import Access
+from gcov_index.read.open import open_store
+from gcov_index.store.build import build
 
 GRID = "science/LSAR/GCOV/grids/frequencyA"
 STACK_DIMS = ("time", "zeroDopplerStartTime")

@@ -3,7 +3,7 @@
 import h5py
 import numpy as np
 
-from gcov_index.testing.granules import PAGE, GranuleSpec, write_granule
+from tests.support.granules import PAGE, GranuleSpec, write_granule
 
 GRID = "science/LSAR/GCOV/grids/frequencyA"
 
@@ -69,7 +69,7 @@ def test_quad_pol_has_complex_terms(tmp_path):
 def test_full_size_is_fast(tmp_path):
     import time
 
-    from gcov_index.testing.granules import full_size
+    from tests.support.granules import full_size
 
     t = time.perf_counter()
     p = write_granule(tmp_path, full_size(polarizations="DHDH"))

@@ -2,9 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gcov_index.discover.select import select_latest
 from gcov_index.errors import BadInputError
 from gcov_index.granule import Granule, is_data_granule
-from gcov_index.indexer.select import select_latest
 
 NAME = "NISAR_L2_PR_GCOV_005_172_A_008_2005_DHDH_A_20251122T024618_20251122T024652_X05009_N_F_J_001.h5"
 BASE = "s3://sds-n-cumulus-prod-nisar-products/NISAR_L2_GCOV_BETA_V1"

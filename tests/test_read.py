@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gcov_index import Access, build, open_store
-from gcov_index.testing.granules import GranuleSpec, write_granule
-from gcov_index.testing.services import LocalArchive
+from tests.support.granules import GranuleSpec, write_granule
+from tests.support.services import LocalArchive
 
 GRID = "science/LSAR/GCOV/grids/frequencyA"
 BOX = {"yCoordinates": slice(300, 340), "xCoordinates": slice(300, 340)}  # one chunk
@@ -83,7 +83,7 @@ def test_chunk_reads_of_a_subset_are_concurrent(stack, tmp_path):
         assert a.s3.stats.max_in_flight >= n  # sent together, not one after another
 
         # subset of two layers: both layers' chunks are read together as well
-        from gcov_index.references.subset import Box, subset
+        from gcov_index.read.subset import Box, subset
 
         grid = tree[GRID]
         x, y = grid["xCoordinates"].values, grid["yCoordinates"].values

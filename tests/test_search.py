@@ -12,10 +12,10 @@ import pytest
 
 from gcov_index import SearchQuery, build, search
 from gcov_index.cli import main
+from gcov_index.discover.search import NoResultsError, SearchError
 from gcov_index.errors import BadInputError
-from gcov_index.indexer.search import NoResultsError, SearchError
-from gcov_index.references.store import open_refs, store_attrs
-from gcov_index.testing.cmr import (
+from gcov_index.store.layout import open_refs, store_attrs
+from tests.support.cmr import (
     PRIVATE_BUCKET,
     SEED_AOI,
     SEED_END,
@@ -23,7 +23,7 @@ from gcov_index.testing.cmr import (
     CMRService,
     publish_seed,
 )
-from gcov_index.testing.services import BUCKET, LocalArchive
+from tests.support.services import BUCKET, LocalArchive
 
 SEED = {"aoi": SEED_AOI, "start": SEED_START, "end": SEED_END, "direction": "ascending",
         "production": "PR"}

@@ -13,7 +13,7 @@ import rioxarray  # noqa: F401
 import xarray as xr
 
 from gcov_index.cli import main
-from gcov_index.references.subset import Box, subset
+from gcov_index.read.subset import Box, subset
 
 GRID = "science/LSAR/GCOV/grids/frequencyA"
 BBOX_LL = (-118.08, 36.96, -118.06, 36.98)  # crosses chunk edges of the 700 x 600 grid

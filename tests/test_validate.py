@@ -12,8 +12,8 @@ import pytest
 
 from gcov_index import Access, build
 from gcov_index.cli import main
-from gcov_index.references.validate import validate
-from gcov_index.testing.granules import GranuleSpec, write_granule
+from gcov_index.read.validate import validate
+from tests.support.granules import GranuleSpec, write_granule
 
 
 @pytest.mark.parametrize("name, protocol", [("s3.json", None), ("s3.parquet", None),

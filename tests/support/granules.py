@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..granule import Granule
+from gcov_index.granule import Granule
 
 PAGE = 4 * 1024 * 1024
 CHUNK = 512

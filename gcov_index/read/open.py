@@ -13,8 +13,8 @@ import zarr
 from fsspec.asyn import AsyncFileSystem
 
 from ..errors import BadInputError
-from .access import Access
-from .store import metadata, open_refs, reference_filesystem, store_attrs, store_format
+from ..io.access import Access
+from ..store.layout import metadata, open_refs, reference_filesystem, store_attrs, store_format
 
 
 def _family(url: str) -> str:

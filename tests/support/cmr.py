@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from ..granule import Granule
+from gcov_index.granule import Granule
+
 from .granules import GranuleSpec
 from .services import BUCKET, COLLECTION, _Quiet, _Server
 
@@ -423,7 +424,7 @@ class CMRService:
 
 def publish_seed(archive, directory: Path, filler: int = 0) -> tuple[SeedFixture, list[dict]]:
     """Write the seed fixture's granules (latest and superseded releases), put them in the
-    local ``archive`` (a :class:`~gcov_index.testing.services.LocalArchive`), and return the
+    local ``archive`` (a :class:`~tests.support.services.LocalArchive`), and return the
     fixture with its CMR records, whose https links point at the archive's file server."""
     from .granules import write_granule
 

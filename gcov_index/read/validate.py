@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AuthError, BadInputError, GcovIndexError, first_line
-from .access import Access, remote_error
+from ..io.access import Access, remote_error
+from ..store.layout import metadata, open_refs, store_attrs
 from .open import protocol_rewriter, zarr_store
-from .store import metadata, open_refs, store_attrs
 
 STACK_DIMS = ("time", "zeroDopplerStartTime")
 
@@ -113,7 +113,7 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
 
 
 def _fingerprint(g: dict, rewrite, access: Access):
-    from ..indexer.scan import fingerprint
+    from ..index.scan import fingerprint
 
     url = rewrite(g["url"]) if rewrite else g["url"]
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .store import metadata, store_attrs
+from ..store.layout import metadata, store_attrs
 
 GRIDS = "science/LSAR/GCOV/grids"
 

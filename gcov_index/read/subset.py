@@ -17,9 +17,9 @@ import numpy as np
 import xarray as xr
 
 from ..errors import BadInputError
-from .access import Access, remote_error
+from ..io.access import Access, remote_error
+from ..store.layout import atomic_file
 from .open import open_store
-from .store import atomic_file
 
 GRIDS = "science/LSAR/GCOV/grids"
 STATS = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax,

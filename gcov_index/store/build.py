@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .._version import __version__
+from ..discover.search import SearchResult
+from ..discover.select import Selection, select_latest
 from ..errors import BadInputError
-from ..references.access import Access, canonical_url
-from ..references.store import STORE_ATTR, store_format, write_store
-from .manifest import GranuleManifest
-from .merge import VirtualTree, merge
-from .scan import fingerprint, scan
-from .search import SearchResult
-from .select import Selection, select_latest
+from ..index.manifest import GranuleManifest
+from ..index.merge import VirtualTree, merge
+from ..index.scan import fingerprint, scan
+from ..io.access import Access, canonical_url
+from .layout import STORE_ATTR, store_format, write_store
 
 FORMAT_VERSION = 1
 

@@ -2,7 +2,7 @@
 (bearer token). Everything else in gcov-index takes an ``Access`` and never sees a secret.
 
 - S3 endpoint: the standard ``AWS_ENDPOINT_URL`` (or ``s3_endpoint=``); none means AWS.
-- Earthdata token: see :func:`gcov_index.references.auth.find_token`.
+- Earthdata token: see :func:`gcov_index.io.auth.find_token`.
 - Temporary S3 credentials: ``GET {credentials_url}`` with the token (default NISAR's).
 """
 

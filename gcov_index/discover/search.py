@@ -6,7 +6,7 @@ into a ``NISARProduct``. A record lists several files: the ``.h5`` data granule,
 ``_QA_STATS.h5`` companion, browse images, and ``s3://`` copies of each, some of them in buckets
 a user cannot read. This module keeps one data granule per record (its https URL and its s3 URL
 in the public products bucket), then keeps the latest release of each acquisition
-(:func:`~gcov_index.indexer.select.select_latest`).
+(:func:`~gcov_index.discover.select.select_latest`).
 
 Where asf_search falls short: it retries CMR 5xx answers but not timeouts, lost connections or
 the HTML error pages a gateway returns (it fails decoding them as JSON); those are retried here.
@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 from ..errors import AccessError, BadInputError, GcovIndexError, first_line
 from ..granule import Granule, file_name, is_data_granule
-from ..references.access import S3_BUCKET
+from ..io.access import S3_BUCKET
 from .query import SearchQuery
 from .select import select_latest
 

@@ -91,7 +91,7 @@ class VirtualTree:
 
     def to_refs(self) -> dict:
         """Kerchunk references, version 1, one template per granule URL."""
-        from ..references.store import dumps_json_attrs
+        from ..store.layout import dumps_json_attrs
 
         refs: dict[str, Any] = {}
         for path, attrs in self.groups.items():

@@ -1,4 +1,4 @@
-"""`gcov-index demo`: the main job, offline, on an embedded default.
+"""`make demo` (python -m tests.support.demo): the main job, offline, on an embedded default.
 
 Serves the seed's search fixture from a local archive (five acquisitions, two of them released
 twice, as small synthetic granules) behind a local CMR, S3 API and temporary Earthdata
@@ -19,11 +19,12 @@ import numpy as np
 
 
 def run(out: Path | None = None, echo=print) -> Path:
-    from ..indexer.build import build
-    from ..indexer.search import search
-    from ..references.access import Access
-    from ..references.info import store_info
-    from ..references.open import open_store
+    from gcov_index.discover.search import search
+    from gcov_index.io.access import Access
+    from gcov_index.read.info import store_info
+    from gcov_index.read.open import open_store
+    from gcov_index.store.build import build
+
     from .cmr import SEED_AOI, SEED_END, SEED_START, CMRService, publish_seed
     from .services import LocalArchive
 
@@ -59,3 +60,7 @@ def run(out: Path | None = None, echo=print) -> Path:
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":  # `make demo`
+    run()

@@ -30,7 +30,7 @@ from virtualizarr.parsers import HDFParser
 
 from ..errors import AccessError, GcovIndexError, NotGcovError, first_line
 from ..granule import Granule
-from ..references.access import Access, canonical_url, remote_error
+from ..io.access import Access, canonical_url, remote_error
 from .manifest import ArrayManifest, GranuleManifest, json_value
 
 PAGE = 4 * 1024 * 1024

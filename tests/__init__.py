@@ -1,0 +1,1 @@
+"""The tests of gcov-index (a package, so that ``tests.support`` is importable)."""
