@@ -35,7 +35,6 @@ import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
@@ -97,7 +96,7 @@ def virtualizarr_index(urls, access, times, out: Path) -> Path:
     from virtualizarr.parsers import HDFParser
 
     bucket = urls[0].split("/")[2]
-    store = S3Store(bucket, config={"endpoint": access.s3_endpoint, "region": "us-west-2"},
+    store = S3Store(bucket, config={"endpoint": access.endpoints.s3_endpoint, "region": access.endpoints.region},
                     client_options={"allow_http": True}, credential_provider=access.credentials)
     registry = ObjectStoreRegistry({f"s3://{bucket}": store})
     parts = [open_virtual_dataset(u, registry=registry, parser=HDFParser(group=GRID))
@@ -128,7 +127,7 @@ def start_times(paths) -> list[np.datetime64]:
 
 
 def run_size(n: int, work: Path, latency: float, repeat: int) -> dict:
-    from gcov_index import Access, build, open_store
+    from gcov_index import build, open_store
     from gcov_index.read.subset import Box, subset
     from tests.support.services import LocalArchive
 
@@ -137,10 +136,9 @@ def run_size(n: int, work: Path, latency: float, repeat: int) -> dict:
     made = time.perf_counter() - t0
     res: dict = {"granules": n, "granule_bytes": sum(p.stat().st_size for p in paths),
                  "generate_seconds": round(made, 1)}
-    with LocalArchive(work / f"archive-{n}", latency=latency, s3_backend="files") as archive, \
-            mock.patch.dict(os.environ, archive.env):
+    with LocalArchive(work / f"archive-{n}", latency=latency, s3_backend="files") as archive:
         urls = [archive.add(p)[0] for p in paths]
-        access = Access.from_options()
+        access = archive.access()
         access.credentials.get()
         meter = Meter(archive)
         print(f"[{n}] {n} granules ready ({made:.0f} s); seed workflow ...", file=sys.stderr)
@@ -161,7 +159,7 @@ def run_size(n: int, work: Path, latency: float, repeat: int) -> dict:
         for fmt in ("parquet", "json"):
             store = work / f"gcov-{n}.{fmt}"
             _, res[f"c_build_{fmt}"] = meter(lambda s=store: build(
-                urls, s, access=access, cache_dir=False, workers=4))
+                urls, s, access=access, cache=False, workers=4))
             res[f"c_build_{fmt}"]["store_bytes"] = _size(store)
             _, res[f"c_open_{fmt}"] = meter(
                 lambda s=store: open_store(s, group=GRID, access=access), repeat)

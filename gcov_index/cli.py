@@ -51,16 +51,18 @@ def _has_search(args) -> bool:
 def _search(args):
     from .discover.query import SearchQuery
     from .discover.search import search
+    from .io.endpoints import Endpoints
 
     query = SearchQuery.from_options(**{k: getattr(args, k) for k in _SEARCH_FIELDS})
-    return search(query, protocol=args.protocol, host=args.cmr_host)
+    return search(query, protocol=args.protocol,
+                  endpoints=Endpoints.from_env(cmr_host=args.cmr_host))
 
 
 def _access(args):
     from .io.access import Access
 
-    return Access.from_options(token_file=args.token_file, s3_endpoint=args.s3_endpoint,
-                               credentials_url=args.s3_credentials_url)
+    return Access.from_env(token_file=args.token_file, s3_endpoint=args.s3_endpoint,
+                           s3_credentials_url=args.s3_credentials_url)
 
 
 def _read_inputs(items: list[str]) -> list[str]:
@@ -99,7 +101,7 @@ def cmd_build(args) -> int:
         print(_dry_run(inputs, args.out), end="")
         return 0
     result = build(inputs, args.out, access=_access(args),
-                   cache_dir=False if args.no_cache else (Path(args.cache_dir) if args.cache_dir else True),
+                   cache=not args.no_cache, cache_dir=args.cache_dir,
                    workers=args.workers, progress=not args.quiet)
     sel = result.selection
     print(f"wrote {result.store}: {len(sel.selected)} granules, {result.tree.n_refs} chunk "

@@ -34,7 +34,7 @@ def archive_env(archive, monkeypatch):
 
 @pytest.fixture
 def access(archive_env) -> Access:
-    return Access.from_options()
+    return Access.from_env()
 
 
 @pytest.fixture(autouse=True)
@@ -52,12 +52,10 @@ def stores(archive, stack, tmp_path_factory):
     from gcov_index import build
 
     d = tmp_path_factory.mktemp("stores-s3")
-    access = Access(s3_endpoint=archive.s3.url, token=archive.token,
-                    credentials_url=archive.env["GCOV_INDEX_S3CREDENTIALS_URL"],
-                    https_base=archive.env["GCOV_INDEX_HTTPS_BASE"])
+    access = archive.access()
     s3 = [archive.s3_url(p.name) for p in stack["paths"]]
     https = [archive.https_url(p.name) for p in stack["paths"]]
-    out = {f"s3.{fmt}": build(s3, d / f"s3.{fmt}", access=access, cache_dir=False).store
+    out = {f"s3.{fmt}": build(s3, d / f"s3.{fmt}", access=access, cache=False).store
            for fmt in ("json", "parquet")}
-    out["https.json"] = build(https, d / "https.json", access=access, cache_dir=False).store
+    out["https.json"] = build(https, d / "https.json", access=access, cache=False).store
     return {"access": access, **out}

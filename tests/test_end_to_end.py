@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 import pytest
 
-from gcov_index.io.access import Access
 from gcov_index.read.open import open_store
 from gcov_index.store.build import build
 
@@ -24,9 +23,7 @@ STACK_DIMS = ("time", "zeroDopplerStartTime")
 @pytest.fixture(scope="module")
 def built(archive, stack, tmp_path_factory):
     d = tmp_path_factory.mktemp("stores")
-    access = Access(s3_endpoint=archive.s3.url, token=archive.token,
-                    credentials_url=archive.env["GCOV_INDEX_S3CREDENTIALS_URL"],
-                    https_base=archive.env["GCOV_INDEX_HTTPS_BASE"])
+    access = archive.access()
     urls = [archive.s3_url(p.name) for p in [*stack["paths"], stack["old"], stack["qa"]]]
     out = {}
     for fmt in ("json", "parquet"):

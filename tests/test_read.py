@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gcov_index import Access, build, open_store
+from gcov_index.io.endpoints import Endpoints
 from tests.support.granules import GranuleSpec, write_granule
 from tests.support.services import LocalArchive
 
@@ -56,7 +57,7 @@ def test_the_store_holds_no_secret(stores, archive):
 def test_a_protocol_that_cannot_be_reached_is_refused(stores):
     from gcov_index.errors import BadInputError
 
-    elsewhere = Access(token="x", https_base="https://example.org/NISAR")
+    elsewhere = Access(endpoints=Endpoints(https_base="https://example.org/NISAR"), token="x")
     with pytest.raises(BadInputError, match=r"cannot read .* over s3"):
         open_store(stores["https.json"], protocol="s3", access=elsewhere)
 
@@ -69,9 +70,8 @@ def test_chunk_reads_of_a_subset_are_concurrent(stack, tmp_path):
     paths = [write_granule(tmp_path, GranuleSpec().repeat(i)) for i in range(n)]
     with LocalArchive(tmp_path / "archive", latency=0.05) as a:
         urls = [a.add(p)[0] for p in paths]
-        access = Access(s3_endpoint=a.s3.url, token=a.token,
-                        credentials_url=a.env["GCOV_INDEX_S3CREDENTIALS_URL"])
-        store = build(urls, tmp_path / "s.json", access=access, cache_dir=False).store
+        access = a.access()
+        store = build(urls, tmp_path / "s.json", access=access, cache=False).store
         access.credentials.get()
         a.s3.stats.reset()
         tree = open_store(store, access=access)
@@ -105,9 +105,8 @@ def test_credentials_renew_during_a_long_read(tmp_path):
     paths = [write_granule(tmp_path, GranuleSpec().repeat(i)) for i in range(3)]
     with LocalArchive(tmp_path / "archive", lifetime=timedelta(seconds=3), latency=0.02) as a:
         urls = [a.add(p)[0] for p in paths]
-        access = Access(s3_endpoint=a.s3.url, token=a.token,
-                        credentials_url=a.env["GCOV_INDEX_S3CREDENTIALS_URL"])
-        store = build(urls, tmp_path / "s.json", access=access, cache_dir=False).store
+        access = a.access()
+        store = build(urls, tmp_path / "s.json", access=access, cache=False).store
         static = access.s3fs_options()  # one set of credentials, fetched now
         a.s3.stats.reset()
         fetched = access.credentials.fetches

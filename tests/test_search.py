@@ -116,8 +116,8 @@ def test_protocol_decides_the_urls(env):
 
 def test_build_from_search_equals_build_from_the_selected_urls(env, tmp_path):
     result = search(**SEED, protocol="s3")
-    a = build(result, tmp_path / "from-search.json", cache_dir=False)
-    b = build(result.urls, tmp_path / "from-urls.json", cache_dir=False)
+    a = build(result, tmp_path / "from-search.json", cache=False)
+    b = build(result.urls, tmp_path / "from-urls.json", cache=False)
     ra, rb = open_refs(a.store)["refs"], open_refs(b.store)["refs"]
     za, zb = json.loads(ra.pop(".zattrs")), json.loads(rb.pop(".zattrs"))
     ma, mb = (json.loads(r.pop(".zmetadata"))["metadata"] for r in (ra, rb))

@@ -34,7 +34,7 @@ def local(tmp_path):
     """A store of three local granules, which the test may then damage."""
     paths = [write_granule(tmp_path / "g", GranuleSpec().repeat(i)) for i in range(3)]
     store = build([str(p) for p in paths], tmp_path / "s.json", access=Access(),
-                  cache_dir=False).store
+                  cache=False).store
     return store, paths
 
 

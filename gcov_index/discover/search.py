@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from urllib.parse import urlparse
 
 from ..errors import AccessError, BadInputError, GcovIndexError, first_line
 from ..granule import Granule, file_name, is_data_granule
-from ..io.access import S3_BUCKET
+from ..io.endpoints import PROD, Endpoints
 from .query import SearchQuery
 from .select import select_latest
 
@@ -120,7 +119,7 @@ class SearchResult:
         return {
             "query": self.query.to_dict(),
             "command": f"gcov-index build {self.query.cli_args()} --protocol {self.protocol}"
-                       + ("" if self.host == NASA_CMR else f" --cmr-host {self.host}"),
+                       + ("" if self.host == PROD.cmr_host else f" --cmr-host {self.host}"),
             "cmr_host": self.host,
             "searched_at": _iso(self.searched_at),
             "protocol": self.protocol,
@@ -169,28 +168,25 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-NASA_CMR = "cmr.earthdata.nasa.gov"  # asf_search's INTERNAL.CMR_HOST
 # asf_search's keyword names, accepted as well (a seed script's call ports as it is)
 ASF_NAMES = {"intersectsWith": "aoi", "flightDirection": "direction", "relativeOrbit": "track",
              "productionConfiguration": "production", "maxResults": "max_results",
              "shortName": "collection"}
 
 
-def cmr_host(host: str | None = None) -> str:
-    return host or os.environ.get("GCOV_INDEX_CMR_HOST") or NASA_CMR
-
-
 def search(query: SearchQuery | None = None, *, protocol: str = "https",
-           host: str | None = None, session=None, timeout: float = 60.0, retries: int = 3,
-           backoff: float = 2.0, s3_bucket: str = S3_BUCKET, **criteria) -> SearchResult:
+           endpoints: Endpoints | None = None, session=None, timeout: float = 60.0,
+           retries: int = 3, backoff: float = 2.0, **criteria) -> SearchResult:
     """Search CMR with asf_search; keep the latest release of each acquisition.
 
     Give a :class:`SearchQuery` or its fields as keywords: ``aoi`` (WKT, ``minx,miny,maxx,maxy``
     or a GeoJSON file), ``start``, ``end``, ``direction``, ``track``, ``frame``, ``production``
     (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results`` (or asf_search's names for
     them: ``intersectsWith``, ``flightDirection``, ...). ``protocol`` picks the URL
-    each granule is indexed by (``https`` or ``s3``). ``host`` is CMR's host (default
-    ``$GCOV_INDEX_CMR_HOST``, else NASA's). Timeouts, lost connections and gateway error pages
+    each granule is indexed by (``https`` or ``s3``). ``endpoints`` says where CMR is and
+    which bucket is the public one (default ``Endpoints.from_env()``: NASA's unless
+    ``$GCOV_INDEX_CMR_HOST`` says otherwise); ``session`` is an ``asf_search.ASFSession``.
+    Timeouts, lost connections and gateway error pages
     are retried ``retries`` times, ``backoff`` seconds apart, doubling; CMR 5xx answers are
     retried by asf_search itself. Raises
     :class:`SearchError` when CMR fails and :class:`NoResultsError` when nothing matches.
@@ -201,11 +197,12 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
         raise TypeError("give a SearchQuery or search criteria, not both")
     if protocol not in PROTOCOLS:
         raise BadInputError(f"--protocol {protocol!r}: use https or s3")
-    host = cmr_host(host)
+    endpoints = endpoints or Endpoints.from_env()
+    host = endpoints.cmr_host
     products = _run(query, host, session, timeout, retries, backoff)
     found, companions = [], 0
     for p in products:
-        g = _found(p, s3_bucket)
+        g = _found(p, endpoints.s3_bucket)
         companions += _n_files(p) - (1 if g else 0)
         if g is not None:
             found.append(g)
@@ -235,7 +232,7 @@ def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, b
     # timeout message names), and its error reports to ASF (not about other CMR hosts)
     saved = INTERNAL.CMR_TIMEOUT, asf_search.REPORT_ERRORS
     INTERNAL.CMR_TIMEOUT = timeout
-    asf_search.REPORT_ERRORS = saved[1] and host == NASA_CMR
+    asf_search.REPORT_ERRORS = saved[1] and host == PROD.cmr_host
     try:
         for attempt in range(1, retries + 1):
             try:

@@ -1,4 +1,5 @@
-"""GranuleManifest: what one scan of one granule yields, and its cache file form.
+"""GranuleManifest: what one scan of one granule yields, and its plain-JSON form (the cache
+file holds it).
 
 An array is either *virtual* (chunk references into the granule: key -> (offset, length), plus
 the few chunks that had to be re-encoded and inlined) or *materialised* (its values, read once at
@@ -8,16 +9,14 @@ scan time: strings, scalars, contiguous arrays and single-chunk tables outside t
 from __future__ import annotations
 
 import base64
-import gzip
-import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..granule import Granule
+from ..io.fingerprint import Fingerprint
 
 MANIFEST_VERSION = 1
 
@@ -77,7 +76,7 @@ class ArrayManifest:
 class GranuleManifest:
     granule: Granule
     url: str  # where the chunk references point
-    fingerprint: dict  # {"size": int, "etag": str|None, "mtime": str|None}
+    fingerprint: Fingerprint  # of the source when it was scanned
     start_time: np.datetime64  # identification/zeroDopplerStartTime, ns precision
     root_attrs: dict
     groups: dict[str, dict]  # group path -> attrs ("" is the root)
@@ -96,7 +95,7 @@ class GranuleManifest:
             arrays.append(d)
         return {
             "version": MANIFEST_VERSION, "url": self.url, "granule": self.granule.filename,
-            "fingerprint": self.fingerprint, "start_time": str(self.start_time),
+            "fingerprint": self.fingerprint.to_dict(), "start_time": str(self.start_time),
             "root_attrs": self.root_attrs, "groups": self.groups, "arrays": arrays,
         }
 
@@ -119,18 +118,7 @@ class GranuleManifest:
             arrays[arr.path] = arr
         return cls(
             granule=replace(Granule.parse(d["granule"]), url=d["url"]),
-            url=d["url"], fingerprint=d["fingerprint"],
+            url=d["url"], fingerprint=Fingerprint.from_dict(d["fingerprint"]),
             start_time=np.datetime64(d["start_time"], "ns"), root_attrs=d["root_attrs"],
             groups=d["groups"], arrays=arrays,
         )
-
-    def save(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with gzip.open(tmp, "wt") as f:
-            json.dump(self.to_json(), f)
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> GranuleManifest:
-        with gzip.open(path, "rt") as f:
-            return cls.from_json(json.load(f))

@@ -27,15 +27,14 @@ The rules (also in the README):
 
 from __future__ import annotations
 
-import base64
 import itertools
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import BadInputError, GridMismatchError
 from .manifest import ArrayManifest, GranuleManifest, json_value
+from .tree import VirtualArray, VirtualTree
 
 IDENT = "science/LSAR/identification"
 GRIDS = "science/LSAR/GCOV/grids"
@@ -44,73 +43,6 @@ PROVENANCE = ("granuleId", "compositeReleaseId", "trackNumber", "frameNumber",
 GRID_ONCE = ("projection", "xCoordinateSpacing", "yCoordinateSpacing")
 TIME_ATTRS = {"units": "nanoseconds since 1970-01-01", "calendar": "proleptic_gregorian",
               "standard_name": "time", "long_name": "zero-Doppler start time of the granule"}
-
-
-@dataclass
-class VirtualArray:
-    shape: tuple[int, ...]
-    chunks: tuple[int, ...]
-    dtype: str
-    dims: list[str]
-    attrs: dict
-    fill_value: Any = None
-    filters: list[dict] | None = None
-    compressor: dict | None = None
-    # chunk key -> (url index, offset, length) or encoded bytes
-    chunks_ref: dict[str, tuple[int, int, int] | bytes] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.dtype.startswith("|S") and "_Encoding" not in self.attrs:
-            self.attrs = self.attrs | {"_Encoding": "utf-8"}
-
-    def zarray(self) -> dict:
-        return {"zarr_format": 2, "shape": list(self.shape), "chunks": list(self.chunks),
-                "dtype": self.dtype, "compressor": self.compressor,
-                "filters": self.filters or None, "fill_value": self.fill_value, "order": "C",
-                "dimension_separator": "."}
-
-
-@dataclass
-class VirtualTree:
-    """The merged, time-stacked tree: groups and arrays by path, and the granule URLs."""
-
-    urls: list[str]
-    groups: dict[str, dict]  # path -> attrs ("" is the root)
-    arrays: dict[str, VirtualArray]
-
-    def _refs(self):
-        return (v for a in self.arrays.values() for v in a.chunks_ref.values() if isinstance(v, tuple))
-
-    @property
-    def n_refs(self) -> int:
-        return sum(1 for _ in self._refs())
-
-    @property
-    def n_bytes_referenced(self) -> int:
-        return sum(length for _, _, length in self._refs())
-
-    def to_refs(self) -> dict:
-        """Kerchunk references, version 1, one template per granule URL."""
-        from ..store.layout import dumps_json_attrs
-
-        refs: dict[str, Any] = {}
-        for path, attrs in self.groups.items():
-            prefix = f"{path}/" if path else ""
-            refs[f"{prefix}.zgroup"] = dumps_json_attrs({"zarr_format": 2})
-            refs[f"{prefix}.zattrs"] = dumps_json_attrs(attrs)
-        for path, a in self.arrays.items():
-            refs[f"{path}/.zarray"] = dumps_json_attrs(a.zarray())
-            refs[f"{path}/.zattrs"] = dumps_json_attrs({"_ARRAY_DIMENSIONS": a.dims, **a.attrs})
-            for key, v in a.chunks_ref.items():
-                if isinstance(v, tuple):
-                    refs[f"{path}/{key}"] = [f"{{{{u{v[0]}}}}}", v[1], v[2]]
-                else:
-                    refs[f"{path}/{key}"] = "base64:" + base64.b64encode(v).decode()
-        return {"version": 1, "templates": {f"u{i}": u for i, u in enumerate(self.urls)},
-                "refs": refs}
-
-
-# ---------------------------------------------------------------------------------------
 
 
 def _same(a: ArrayManifest, b: ArrayManifest) -> bool:

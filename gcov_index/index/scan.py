@@ -23,17 +23,15 @@ from typing import Any
 import h5py
 import numcodecs
 import numpy as np
-import obstore
-from obspec_utils.readers import BlockStoreReader
 from obspec_utils.registry import ObjectStoreRegistry
 from virtualizarr.parsers import HDFParser
 
 from ..errors import AccessError, GcovIndexError, NotGcovError, first_line
 from ..granule import Granule
-from ..io.access import Access, canonical_url, remote_error
+from ..io.access import Access, canonical_url, open_reader
+from ..io.fingerprint import Fingerprint, fingerprint_of
 from .manifest import ArrayManifest, GranuleManifest, json_value
 
-PAGE = 4 * 1024 * 1024
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HIDDEN_ATTRS = {"DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "_Netcdf4Dimid",
                 "_Netcdf4Coordinates", "_nc3_strict", "_NCProperties", "_FillValue"}
@@ -166,32 +164,15 @@ def _array(ds: h5py.Dataset, vz) -> ArrayManifest:
                          compressor=compressor, refs=refs, inline=inline)
 
 
-def _fingerprint(store, path: str, url: str) -> dict:
-    try:
-        meta = obstore.head(store, path)
-    except FileNotFoundError:
-        raise AccessError(f"{url}: no such object") from None
-    except Exception as e:  # obstore raises its own error types per backend
-        raise remote_error(url, e) from None
-    return {"size": int(meta["size"]), "etag": meta.get("e_tag"),
-            "mtime": meta["last_modified"].isoformat() if meta.get("last_modified") else None}
-
-
-def fingerprint(url: str, access: Access) -> dict:
-    """Size, ETag and modification time of a source, to tell whether it changed."""
-    url = canonical_url(url)
-    store, path = access.object_store(url)
-    return _fingerprint(store, path, url)
-
-
-def scan(url: str, access: Access | None = None, fp: dict | None = None) -> GranuleManifest:
+def scan(url: str, access: Access | None = None,
+         fp: Fingerprint | None = None) -> GranuleManifest:
     """Scan one granule (local path, s3:// or https:// URL) into a GranuleManifest."""
-    access = access or Access()
+    access = access or Access.from_env()
     granule = Granule.parse(url)
     url = canonical_url(url)
     store, path = access.object_store(url)
-    fingerprint = fp or _fingerprint(store, path, url)
-    reader = BlockStoreReader(store, path, block_size=PAGE, max_cached_blocks=64)
+    fingerprint = fp or fingerprint_of(store, path, url)
+    reader = open_reader(store, path)
     try:
         head = reader.read(8)
         reader.seek(0)
@@ -211,14 +192,14 @@ def scan(url: str, access: Access | None = None, fp: dict | None = None) -> Gran
     except OSError as e:
         text = str(e)
         if "truncated" in text or "eof" in text.lower():
-            raise NotGcovError(f"{url}: truncated HDF5 file ({fingerprint['size']} bytes)") from None
+            raise NotGcovError(f"{url}: truncated HDF5 file ({fingerprint.size} bytes)") from None
         raise NotGcovError(f"{url}: unreadable HDF5 file ({first_line(text)})") from None
     except Exception as e:
         raise NotGcovError(f"{url}: cannot be scanned ({type(e).__name__}: "
                            f"{first_line(e)})") from None
 
 
-def _read_tree(f: h5py.File, url: str, granule: Granule, fingerprint: dict,
+def _read_tree(f: h5py.File, url: str, granule: Granule, fingerprint: Fingerprint,
                virtual: dict) -> GranuleManifest:
     if GCOV_ROOT not in f or START_TIME not in f:
         raise NotGcovError(f"{url}: an HDF5 file but not a NISAR L2 GCOV granule "

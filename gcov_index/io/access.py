@@ -1,28 +1,31 @@
 """Where bytes come from: local files, S3 (endpoint, temporary credentials that renew) and HTTPS
 (bearer token). Everything else in gcov-index takes an ``Access`` and never sees a secret.
 
-- S3 endpoint: the standard ``AWS_ENDPOINT_URL`` (or ``s3_endpoint=``); none means AWS.
-- Earthdata token: see :func:`gcov_index.io.auth.find_token`.
-- Temporary S3 credentials: ``GET {credentials_url}`` with the token (default NISAR's).
+Where the archive is comes from one :class:`~gcov_index.io.endpoints.Endpoints` value (NASA's
+by default, or ``Endpoints.from_env()``); the Earthdata token from
+:func:`gcov_index.io.auth.find_token`; temporary S3 credentials from
+``GET {endpoints.s3_credentials_url}`` with the token, renewed before they expire.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+from obspec_utils.readers import BlockStoreReader
 from obstore.store import HTTPStore, LocalStore, S3Store
 
 from ..errors import AccessError, AuthError, first_line
-from .auth import NISAR_S3_CREDENTIALS_URL, CredentialProvider, find_token
+from .auth import CredentialProvider, find_token
+from .endpoints import PROD, Endpoints
 
-HTTPS_BASE = "https://nisar.asf.earthdatacloud.nasa.gov/NISAR"
-S3_BUCKET = "sds-n-cumulus-prod-nisar-products"
-REGION = "us-west-2"
+# HDF5 reads go through a cache of 4 MiB blocks: the product's file-space page size, so one
+# block holds one metadata page (shared/gcov-product.md)
+PAGE = 4 * 1024 * 1024
+CACHED_PAGES = 64
 RETRY = {"max_retries": 2, "backoff": {"init_backoff": timedelta(milliseconds=100),
                                       "max_backoff": timedelta(seconds=1), "base": 2},
          "retry_timeout": timedelta(seconds=15)}
@@ -74,47 +77,49 @@ def canonical_url(url: str) -> str:
     return local_path(url).as_uri() if is_local(url) else url
 
 
+def open_reader(store, path: str) -> BlockStoreReader:
+    """A file-like reader of ``path`` in an obstore ``store`` for h5py, caching 4 MiB pages."""
+    return BlockStoreReader(store, path, block_size=PAGE, max_cached_blocks=CACHED_PAGES)
+
+
 @dataclass
 class Access:
-    """How to reach granules: one per build or open, holding credentials in memory only."""
+    """How to reach granules: the archive's endpoints and the Earthdata token, held in memory
+    only. ``Access.from_env()`` finds both as the CLI does."""
 
-    s3_endpoint: str | None = None
+    endpoints: Endpoints = PROD
     token: str | None = field(default=None, repr=False)
-    credentials_url: str = NISAR_S3_CREDENTIALS_URL
-    https_base: str = HTTPS_BASE
-    s3_bucket: str = S3_BUCKET
-    region: str = REGION
     _provider: CredentialProvider | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_options(cls, *, token: str | None = None, token_file: str | None = None,
-                     s3_endpoint: str | None = None, credentials_url: str | None = None,
-                     https_base: str | None = None) -> Access:
-        env = os.environ
-        return cls(
-            s3_endpoint=s3_endpoint or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
-            token=find_token(token, token_file),
-            credentials_url=credentials_url or env.get("GCOV_INDEX_S3CREDENTIALS_URL")
-            or NISAR_S3_CREDENTIALS_URL,
-            https_base=https_base or env.get("GCOV_INDEX_HTTPS_BASE") or HTTPS_BASE,
-        )
+    def from_env(cls, *, token: str | None = None, token_file: str | None = None,
+                 endpoints: Endpoints | None = None, **endpoint_overrides) -> Access:
+        """Endpoints from ``endpoints`` or the environment (with ``endpoint_overrides``, e.g.
+        ``s3_endpoint=``), and the token from :func:`~gcov_index.io.auth.find_token`."""
+        endpoints = (endpoints or Endpoints.from_env()).with_(**endpoint_overrides)
+        return cls(endpoints=endpoints,
+                   token=find_token(token, token_file, edl_url=endpoints.edl_url))
+
+    @property
+    def https_base(self) -> str:
+        return self.endpoints.https_base
 
     # -- credentials -------------------------------------------------------------------------
     @property
     def credentials(self) -> CredentialProvider:
         if self._provider is None:
-            self._provider = CredentialProvider(self.credentials_url, self.token)
+            self._provider = CredentialProvider(self.endpoints.s3_credentials_url, self.token)
         return self._provider
 
     def _s3_config(self) -> dict:
-        config = {"region": self.region}
-        if self.s3_endpoint:
-            config["endpoint"] = self.s3_endpoint
+        config = {"region": self.endpoints.region}
+        if self.endpoints.s3_endpoint:
+            config["endpoint"] = self.endpoints.s3_endpoint
         return config
 
     def _client_options(self, url: str) -> dict:
         options = {"timeout": timedelta(seconds=60), "connect_timeout": timedelta(seconds=10)}
-        if url.startswith("http://") or (self.s3_endpoint or "").startswith("http://"):
+        if url.startswith("http://") or (self.endpoints.s3_endpoint or "").startswith("http://"):
             options["allow_http"] = True
         return options
 
@@ -152,7 +157,7 @@ class Access:
 
         if protocol == "s3":
             return FsspecStore("s3", config=self._s3_config(), client_options=self._client_options(
-                self.s3_endpoint or ""), retry_config=RETRY, credential_provider=self.credentials,
+                self.endpoints.s3_endpoint or ""), retry_config=RETRY, credential_provider=self.credentials,
                 asynchronous=True)
         if protocol in ("http", "https"):
             return FsspecStore(protocol, client_options=self._client_options(self.https_base)
@@ -162,9 +167,10 @@ class Access:
 
     def s3fs_options(self) -> dict:
         """``remote_options`` for plain fsspec/s3fs users (credentials valid for one hour)."""
-        options = {"client_kwargs": {"region_name": self.region}} | self.credentials.get().as_s3fs()
-        if self.s3_endpoint:
-            options["endpoint_url"] = self.s3_endpoint
+        options = ({"client_kwargs": {"region_name": self.endpoints.region}}
+                   | self.credentials.get().as_s3fs())
+        if self.endpoints.s3_endpoint:
+            options["endpoint_url"] = self.endpoints.s3_endpoint
         return options
 
     # -- URLs ---------------------------------------------------------------------------------
@@ -179,4 +185,4 @@ class Access:
         base = self.https_base.rstrip("/") + "/"
         if not url.startswith(base):
             return url
-        return f"s3://{self.s3_bucket}/{url[len(base):]}"
+        return f"s3://{self.endpoints.s3_bucket}/{url[len(base):]}"

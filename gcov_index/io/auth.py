@@ -17,9 +17,8 @@ from pathlib import Path
 import requests
 
 from ..errors import AccessError, AuthError
+from .endpoints import PROD
 
-NISAR_S3_CREDENTIALS_URL = "https://nisar.asf.earthdatacloud.nasa.gov/s3credentials"
-EDL_URL = "https://urs.earthdata.nasa.gov"
 TIMEOUT = 30
 
 
@@ -36,8 +35,9 @@ class BearerAuth(requests.auth.AuthBase):
 
 
 def find_token(token: str | None = None, token_file: str | Path | None = None,
-               edl_url: str | None = None) -> str | None:
-    """The Earthdata Login bearer token, or None when none is configured."""
+               edl_url: str = PROD.edl_url) -> str | None:
+    """The Earthdata Login bearer token, or None when none is configured. A ``~/.netrc``
+    login for ``edl_url``'s host is exchanged for a token there."""
     if token:
         return token.strip()
     if token_file:
@@ -51,7 +51,7 @@ def find_token(token: str | None = None, token_file: str | Path | None = None,
         return text
     if os.environ.get("EARTHDATA_TOKEN"):
         return os.environ["EARTHDATA_TOKEN"].strip()
-    return _token_from_netrc(edl_url or os.environ.get("GCOV_INDEX_EDL_URL") or EDL_URL)
+    return _token_from_netrc(edl_url)
 
 
 def _token_from_netrc(edl_url: str) -> str | None:

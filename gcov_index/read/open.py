@@ -85,7 +85,7 @@ def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access
         raise BadInputError(f"protocol {protocol!r}: use s3 or https")
     fo = open_refs(store) if fo is None else fo  # a JSON store is parsed once
     urls = [g["url"] for g in store_attrs(store, metadata(store, fo))["granules"]]
-    access = access or Access.from_options()
+    access = access or Access.from_env()
     filesystems = {}
     rewrite = protocol_rewriter(access, protocol, store, urls) if protocol else None
     for url in urls:

@@ -18,7 +18,7 @@ import xarray as xr
 
 from ..errors import BadInputError
 from ..io.access import Access, remote_error
-from ..store.layout import atomic_file
+from ..store.write import atomic_file
 from .open import open_store
 
 GRIDS = "science/LSAR/GCOV/grids"
@@ -74,7 +74,7 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
     box = bbox if isinstance(bbox, Box) else Box.parse(bbox)
     if stat not in STATS:
         raise BadInputError(f"--stat {stat!r}: use one of {', '.join(STATS)}")
-    access = access or Access.from_options()
+    access = access or Access.from_env()
     layers = _layer_names(variables)
     grids: dict[str, xr.Dataset] = {}
     clipped: dict[str, xr.DataArray] = {}

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AuthError, BadInputError, GcovIndexError, first_line
-from ..io.access import Access, remote_error
+from ..io.access import Access, open_reader, remote_error
+from ..io.fingerprint import Fingerprint, fingerprint
 from ..store.layout import metadata, open_refs, store_attrs
 from .open import protocol_rewriter, zarr_store
 
@@ -77,7 +78,7 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
     """Check every granule's source fingerprint and ``sample`` chunks per granule."""
     if sample < 0:
         raise BadInputError(f"--sample {sample}: give 0 (fingerprints only) or more chunks")
-    access = access or Access.from_options()
+    access = access or Access.from_env()
     fo = open_refs(store)
     meta = metadata(store, fo)
     granules = store_attrs(store, meta)["granules"]
@@ -95,8 +96,7 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
                 continue
             reachable[g["url"]] = url
             keys = ("size",) if url != g["url"] else ("size", "etag", "mtime")
-            changed = [f"{k} {g['fingerprint'].get(k)} -> {now.get(k)}" for k in keys
-                       if g["fingerprint"].get(k) != now.get(k)]
+            changed = Fingerprint.from_dict(g["fingerprint"]).changes(now, keys)
             if changed:
                 report.findings.append(Finding(g["granuleId"], "source changed since indexing ("
                                                + "; ".join(changed) + ")"))
@@ -113,8 +113,6 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
 
 
 def _fingerprint(g: dict, rewrite, access: Access):
-    from ..index.scan import fingerprint
-
     url = rewrite(g["url"]) if rewrite else g["url"]
     try:
         return g, url, fingerprint(url, access)
@@ -167,11 +165,10 @@ def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access):
     """(key, problem) for each sampled chunk of one granule whose store read and source read
     differ; the source HDF5 is opened once."""
     import h5py
-    from obspec_utils.readers import BlockStoreReader
 
     try:
         obj, name = access.object_store(url)
-        reader = BlockStoreReader(obj, name, block_size=4 * 1024 * 1024, max_cached_blocks=64)
+        reader = open_reader(obj, name)
         with h5py.File(reader, "r") as f:
             for key in keys:
                 problem = _compare(zs, meta, key, f)

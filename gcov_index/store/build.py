@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,19 +13,17 @@ from .._version import __version__
 from ..discover.search import SearchResult
 from ..discover.select import Selection, select_latest
 from ..errors import BadInputError
+from ..index.cache import ManifestCache, default_cache_dir
 from ..index.manifest import GranuleManifest
-from ..index.merge import VirtualTree, merge
-from ..index.scan import fingerprint, scan
+from ..index.merge import merge
+from ..index.scan import scan
+from ..index.tree import VirtualTree
 from ..io.access import Access, canonical_url
-from .layout import STORE_ATTR, store_format, write_store
+from ..io.fingerprint import fingerprint
+from .layout import STORE_ATTR, store_format
+from .write import write_store
 
 FORMAT_VERSION = 1
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("GCOV_INDEX_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gcov-index")
-    return Path(base)
 
 
 @dataclass
@@ -37,35 +33,6 @@ class BuildResult:
     tree: VirtualTree
     scanned: int  # granules scanned now
     cached: int  # granules whose manifest came from the cache
-
-
-class ManifestCache:
-    """Per-granule manifests keyed by URL and source fingerprint (size, ETag, mtime), so a
-    granule is scanned once; a changed source is scanned again. URLs only, no secrets."""
-
-    def __init__(self, directory: Path | None):
-        self.directory = directory
-
-    def _path(self, url: str, fp: dict) -> Path:
-        key = hashlib.sha256(f"{url}|{fp['size']}|{fp['etag']}|{fp['mtime']}".encode()).hexdigest()
-        return self.directory / f"{key[:32]}.json.gz"
-
-    def get(self, url: str, fp: dict) -> GranuleManifest | None:
-        if self.directory is None:
-            return None
-        path = self._path(url, fp)
-        try:
-            return GranuleManifest.load(path)
-        except FileNotFoundError:
-            return None
-        except Exception:  # a damaged cache entry is rescanned, never trusted
-            path.unlink(missing_ok=True)
-            return None
-
-    def put(self, m: GranuleManifest) -> None:
-        if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            m.save(self._path(m.url, m.fingerprint))
 
 
 def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache, workers: int = 4,
@@ -101,12 +68,15 @@ def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache, workers:
 
 
 def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
-          access: Access | None = None, cache_dir: Path | bool | None = True, workers: int = 4,
-          progress: bool = False, extra_attrs: dict | None = None) -> BuildResult:
+          access: Access | None = None, cache: bool = True, cache_dir: str | Path | None = None,
+          workers: int = 4, progress: bool = False, extra_attrs: dict | None = None
+          ) -> BuildResult:
     """Index GCOV granules into one time-stacked reference store.
 
     ``inputs`` are paths or s3/https URLs, or a :class:`SearchResult`, whose URLs are indexed
     and whose saved search (query and granules found) goes into the store's attributes.
+    ``access`` defaults to ``Access.from_env()``. Manifests are cached in ``cache_dir``
+    (default :func:`~gcov_index.index.cache.default_cache_dir`) unless ``cache=False``.
     """
     store_format(out)  # a bad --out fails before any work
     if isinstance(inputs, SearchResult):
@@ -114,17 +84,17 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
             raise BadInputError(inputs.mixed_frames())
         extra_attrs = {"search": inputs.record(), **(extra_attrs or {})}
         inputs = inputs.urls
-    access = access or Access.from_options()
+    access = access or Access.from_env()
     selection = select_latest(inputs)
     if not selection.selected:
         raise BadInputError(f"no GCOV data granules among the {len(list(inputs))} inputs")
-    cache = ManifestCache(default_cache_dir() if cache_dir is True else (cache_dir or None))
+    store = ManifestCache((cache_dir or default_cache_dir()) if cache else None)
     urls = [g.url for g in selection.selected]
-    manifests, cached = scan_all(urls, access, cache, workers, progress)
+    manifests, cached = scan_all(urls, access, store, workers, progress)
     tree = merge(manifests)
     tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(manifests, selection, tree,
                                                                 extra_attrs)}
-    path = write_store(tree.to_refs(), out)
+    path = write_store(tree, out)
     return BuildResult(store=path, selection=selection, tree=tree,
                        scanned=len(manifests) - cached, cached=cached)
 
@@ -137,7 +107,7 @@ def _provenance(ms: list[GranuleManifest], selection: Selection, tree: VirtualTr
         "software": f"gcov-index {__version__}",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "granules": [{"url": m.url, "granuleId": m.granule.stem, "time": str(m.start_time),
-                      "fingerprint": m.fingerprint} for m in ms],
+                      "fingerprint": m.fingerprint.to_dict()} for m in ms],
         "superseded": [{"granuleId": old.stem, "url": old.url, "by": new.stem}
                        for old, new in selection.superseded],
         "n_chunk_refs": tree.n_refs,

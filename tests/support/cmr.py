@@ -378,7 +378,18 @@ class CMRService:
 
     @property
     def env(self) -> dict[str, str]:
+        """What a process (the CLI) sets to search here: the host and the CA to trust."""
         return {"GCOV_INDEX_CMR_HOST": self.host, "REQUESTS_CA_BUNDLE": str(self.ca_file)}
+
+    def session(self):
+        """An ``asf_search.ASFSession`` that trusts this server's certificate (in-process
+        callers pass it to ``search`` instead of setting ``REQUESTS_CA_BUNDLE``)."""
+        import asf_search
+
+        session = asf_search.ASFSession()
+        session.verify = str(self.ca_file)
+        session.trust_env = False  # else requests prefers $REQUESTS_CA_BUNDLE to `verify`
+        return session
 
     def fail(self, times: int = 1, *, status: int = 500, body: str | None = None,
              content_type: str = "application/json", delay: float = 0.0) -> None:

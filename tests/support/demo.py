@@ -8,41 +8,42 @@ store from the latest releases' s3:// URLs, opens it and prints a subset time se
 
 from __future__ import annotations
 
-import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
+from gcov_index.discover.search import search
+from gcov_index.read.info import store_info
+from gcov_index.read.open import open_store
+from gcov_index.store.build import build
+
+from .cmr import SEED_AOI, SEED_END, SEED_START, CMRService, publish_seed
+from .services import LocalArchive
+
 
 def run(out: Path | None = None, echo=print) -> Path:
-    from gcov_index.discover.search import search
-    from gcov_index.io.access import Access
-    from gcov_index.read.info import store_info
-    from gcov_index.read.open import open_store
-    from gcov_index.store.build import build
-
-    from .cmr import SEED_AOI, SEED_END, SEED_START, CMRService, publish_seed
-    from .services import LocalArchive
-
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="gcov-index-demo-"))
     out = Path(out) if out else Path("gcov-index-demo.json")
     try:
         with LocalArchive(work / "archive") as archive:
             _, records = publish_seed(archive, work / "granules")
-            with CMRService(records) as cmr, mock.patch.dict(os.environ, archive.env | cmr.env):
+            with CMRService(records) as cmr:
+                # the archive's endpoints, passed explicitly: nothing is read from the environment
+                endpoints = archive.endpoints.with_(cmr_host=cmr.host)
+                access = archive.access(endpoints)
                 echo(f"local archive: CMR at {cmr.url}, S3 API at {archive.s3.url}, "
-                     f"s3credentials at {archive.earthdata.url}/s3credentials")
+                     f"s3credentials at {endpoints.s3_credentials_url}")
                 echo(f"search: --aoi '{SEED_AOI}' --start {SEED_START} --end {SEED_END} "
                      "--direction ascending --production PR --protocol s3")
                 found = search(aoi=SEED_AOI, start=SEED_START, end=SEED_END,
-                               direction="ascending", production="PR", protocol="s3")
+                               direction="ascending", production="PR", protocol="s3",
+                               endpoints=endpoints, session=cmr.session())
                 echo(found.text(show_superseded=True).rstrip())
-                access = Access.from_options()
                 result = build(found, out, access=access, cache_dir=work / "cache")
                 echo(f"built {result.store}: {len(result.selection.selected)} granules, "
                      f"{result.tree.n_refs} chunk references")
@@ -63,4 +64,4 @@ def run(out: Path | None = None, echo=print) -> Path:
 
 
 if __name__ == "__main__":  # `make demo`
-    run()
+    run(Path(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -36,8 +36,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from gcov_index.io.access import Access
+from gcov_index.io.endpoints import PROD, Endpoints
+
 COLLECTION = "NISAR_L2_GCOV_BETA_V1"
-BUCKET = "sds-n-cumulus-prod-nisar-products"
+BUCKET = PROD.s3_bucket  # the archive stands where NASA's does
 ADMIN_KEY = "GCOVINDEXADMIN000000"  # test-only key for uploads, never issued to clients
 
 
@@ -422,14 +425,24 @@ class LocalArchive:
         return self.earthdata.token
 
     @property
+    def endpoints(self) -> Endpoints:
+        """Where this archive is, as gcov-index takes it (NASA's CMR host: set ``cmr_host``
+        with ``.with_(cmr_host=...)`` when a local CMR serves the search)."""
+        return Endpoints(s3_endpoint=self.s3.url,
+                         s3_credentials_url=f"{self.earthdata.url}/s3credentials",
+                         https_base=f"{self.earthdata.url}/NISAR", edl_url=self.earthdata.url,
+                         s3_bucket=BUCKET)
+
+    def access(self, endpoints: Endpoints | None = None) -> Access:
+        """An Access to this archive with its valid token."""
+        return Access(endpoints=endpoints or self.endpoints, token=self.token)
+
+    @property
     def env(self) -> dict[str, str]:
-        return {
-            "AWS_ENDPOINT_URL": self.s3.url,
-            "GCOV_INDEX_S3CREDENTIALS_URL": f"{self.earthdata.url}/s3credentials",
-            "GCOV_INDEX_HTTPS_BASE": f"{self.earthdata.url}/NISAR",
-            "GCOV_INDEX_EDL_URL": self.earthdata.url,
-            "EARTHDATA_TOKEN": self.token,
-        }
+        """What a process (the CLI) sets to reach this archive: the endpoints and the token."""
+        env = self.endpoints.env()
+        env.pop("GCOV_INDEX_CMR_HOST", None)  # NASA's: left to the CMR stand-in, if any
+        return env | {"EARTHDATA_TOKEN": self.token}
 
     def key(self, name: str) -> str:
         """Where NISAR keeps a file: ``<collection>/<granule stem>/<name>`` (a QA_STATS
