@@ -1,4 +1,6 @@
-"""The few exception types a user can meet; each carries a one-line message naming the input."""
+"""The few exception types a user can meet; each carries a one-line message naming the input,
+and the exit code the CLI ends with: 2 bad input, 3 unreachable, 4 refused, 5 nothing found,
+6 a store that does not match its sources (130: interrupted)."""
 
 from __future__ import annotations
 
@@ -46,3 +48,19 @@ class AuthError(AccessError):
     """A missing, rejected or expired Earthdata token or S3 credential."""
 
     exit_code = 4
+
+
+class SearchError(AccessError):
+    """CMR failed, timed out or refused the search."""
+
+
+class NoResultsError(GcovIndexError):
+    """The search found no GCOV data granule."""
+
+    exit_code = 5
+
+
+class ValidationError(GcovIndexError):
+    """The store does not match its sources."""
+
+    exit_code = 6

@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 from .errors import BadInputError
+from .product import POLARIZATIONS
 
 _NAME = re.compile(
     r"^NISAR_L2_(?P<processing>PR|UR)_GCOV"
@@ -22,7 +23,7 @@ _NAME = re.compile(
     r"_(?P<counter>\d{3})$"
 )
 
-POLARIZATION_CODES = {"SH", "SV", "DH", "DV", "CL", "CR", "QP", "QD", "NA"}
+POLARIZATION_CODES = frozenset(POLARIZATIONS)
 
 
 def file_name(url_or_path: str) -> str:

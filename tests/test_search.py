@@ -12,8 +12,7 @@ import pytest
 
 from gcov_index import SearchQuery, build, search
 from gcov_index.cli import main
-from gcov_index.discover.search import NoResultsError, SearchError
-from gcov_index.errors import BadInputError
+from gcov_index.errors import BadInputError, NoResultsError, SearchError
 from gcov_index.store.layout import open_refs, store_attrs
 from tests.support.cmr import (
     PRIVATE_BUCKET,

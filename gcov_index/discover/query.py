@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
 
+from .._time import iso_utc, utc
 from ..errors import BadInputError
 
 DIRECTIONS = {"A": "ASCENDING", "ASC": "ASCENDING", "ASCENDING": "ASCENDING",
@@ -97,7 +98,7 @@ def parse_time(text: str | datetime | None, option: str, *, end: bool = False) -
                                 "(use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)") from None
         if end and re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", text.strip()):
             t = datetime.combine(t.date(), time.max)
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return utc(t)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class SearchQuery:
         d = asdict(self)
         for k in ("start", "end"):
             if d[k] is not None:
-                d[k] = d[k].isoformat().replace("+00:00", "Z")
+                d[k] = iso_utc(d[k])
         d["production"] = list(self.production)
         return d
 
@@ -192,7 +193,7 @@ class SearchQuery:
             if value is None:
                 continue
             if isinstance(value, datetime):
-                value = value.isoformat().replace("+00:00", "Z")
+                value = iso_utc(value)
             parts += [name, shlex.quote(str(value))]
         if set(self.production) != set(PRODUCTIONS):
             parts += ["--production", ",".join(self.production)]

@@ -22,23 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
-from ..errors import AccessError, BadInputError, GcovIndexError, first_line
+from .._time import iso_utc, utc
+from ..errors import BadInputError, NoResultsError, SearchError, first_line
 from ..granule import Granule, file_name, is_data_granule
 from ..io.endpoints import PROD, Endpoints
 from .query import SearchQuery
 from .select import select_latest
 
 PROTOCOLS = ("https", "s3")
-
-
-class SearchError(AccessError):
-    """CMR failed, timed out or refused the search."""
-
-
-class NoResultsError(GcovIndexError):
-    """The search found no GCOV data granule."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)
@@ -74,7 +65,8 @@ class FoundGranule:
     def row(self) -> dict:
         """Plain values, for JSON and CSV."""
         return {
-            "granuleId": self.granule_id, "start": _iso(self.start), "stop": _iso(self.stop),
+            "granuleId": self.granule_id, "start": iso_utc(self.start, "seconds"),
+            "stop": iso_utc(self.stop, "seconds"),
             "track": self.track, "frame": self.frame, "direction": self.direction,
             "production": self.production, "crid": self.crid, "counter": self.granule.counter,
             "size": self.size, "https_url": self.https_url, "s3_url": self.s3_url,
@@ -121,7 +113,7 @@ class SearchResult:
             "command": f"gcov-index build {self.query.cli_args()} --protocol {self.protocol}"
                        + ("" if self.host == PROD.cmr_host else f" --cmr-host {self.host}"),
             "cmr_host": self.host,
-            "searched_at": _iso(self.searched_at),
+            "searched_at": iso_utc(self.searched_at, "seconds"),
             "protocol": self.protocol,
             "found": [g.granule_id for g in self.granules] + [o.granule_id for o, _ in
                                                               self.superseded],
@@ -162,10 +154,6 @@ class SearchResult:
             + f"; {self.companions} QA_STATS, browse and other files left out; "
             f"--format json or csv gives the {self.protocol} URLs")
         return "\n".join(lines) + "\n"
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # asf_search's keyword names, accepted as well (a seed script's call ports as it is)
@@ -303,4 +291,4 @@ def _time(value) -> datetime | None:
     if not value:
         return None
     t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return utc(t)

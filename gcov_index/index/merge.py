@@ -33,11 +33,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadInputError, GridMismatchError
+from ..product import GRIDS, IDENT
 from .manifest import ArrayManifest, GranuleManifest, json_value
 from .tree import VirtualArray, VirtualTree
 
-IDENT = "science/LSAR/identification"
-GRIDS = "science/LSAR/GCOV/grids"
 PROVENANCE = ("granuleId", "compositeReleaseId", "trackNumber", "frameNumber",
               "absoluteOrbitNumber", "orbitPassDirection")
 GRID_ONCE = ("projection", "xCoordinateSpacing", "yCoordinateSpacing")

@@ -1,7 +1,7 @@
 """Scan one granule into a GranuleManifest: every dataset of the HDF5 tree, none silently lost.
 
-VirtualiZarr's ``HDFParser`` reads the chunk index (v1 B-tree) and maps the HDF5 filters to
-codecs. One h5py pass over the same cached reader then mends what the parsers get wrong for
+VirtualiZarr's ``HDFParser`` (behind the adapter in ``virtual.py``) reads the chunk index (v1
+B-tree) and maps the HDF5 filters to codecs. One h5py pass over the same cached reader then mends what the parsers get wrong for
 this product (``shared/gcov-product.md``, "Known traps"):
 
 1. complex ``_FillValue`` (trap 1): read from the attribute and stored as zarr's complex fill;
@@ -23,20 +23,18 @@ from typing import Any
 import h5py
 import numcodecs
 import numpy as np
-from obspec_utils.registry import ObjectStoreRegistry
-from virtualizarr.parsers import HDFParser
 
 from ..errors import AccessError, GcovIndexError, NotGcovError, first_line
 from ..granule import Granule
 from ..io.access import Access, canonical_url, open_reader
 from ..io.fingerprint import Fingerprint, fingerprint_of
+from ..product import GCOV_ROOT, START_TIME
 from .manifest import ArrayManifest, GranuleManifest, json_value
+from .virtual import ChunkedArray, parse_hdf5
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 HIDDEN_ATTRS = {"DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "_Netcdf4Dimid",
                 "_Netcdf4Coordinates", "_nc3_strict", "_NCProperties", "_FillValue"}
-GCOV_ROOT = "science/LSAR/GCOV"
-START_TIME = "science/LSAR/identification/zeroDopplerStartTime"
 
 
 def attrs_of(obj: h5py.HLObject) -> dict:
@@ -79,21 +77,6 @@ def _dims(ds: h5py.Dataset) -> tuple[str | None, ...]:
     return tuple(dims)
 
 
-def _numcodecs(metadata) -> tuple[list[dict], dict | None]:
-    """zarr v3 codecs of a ManifestArray -> zarr v2 (filters, compressor)."""
-    configs = []
-    for codec in metadata.codecs:
-        d = codec.to_dict()
-        name = d.get("name", "")
-        if name in ("bytes", "vlen-utf8"):
-            continue
-        cfg = d.get("configuration", {})
-        configs.append({"id": name.removeprefix("numcodecs."), **cfg})
-    if not configs:
-        return [], None
-    return configs[:-1], configs[-1]
-
-
 def _is_materialised(ds: h5py.Dataset) -> bool:
     """Read now and inline: contiguous datasets, strings, and whole-array tables outside the
     grids. Grid layers and multi-chunk arrays stay virtual."""
@@ -126,17 +109,7 @@ def _reencoded(ds: h5py.Dataset, offset: tuple[int, ...], filters, compressor) -
     return bytes(buf)
 
 
-def _walk_virtual(group) -> dict[str, Any]:
-    out = {}
-    for name, arr in group.arrays.items():
-        out[name] = arr
-    for name, sub in group.groups.items():
-        for k, v in _walk_virtual(sub).items():
-            out[f"{name}/{k}"] = v
-    return out
-
-
-def _array(ds: h5py.Dataset, vz) -> ArrayManifest:
+def _array(ds: h5py.Dataset, vz: ChunkedArray | None) -> ArrayManifest:
     path = ds.name.lstrip("/")
     dims = _dims(ds)
     is_scale = h5py.h5ds.is_scale(ds.id)
@@ -145,11 +118,7 @@ def _array(ds: h5py.Dataset, vz) -> ArrayManifest:
         return ArrayManifest(path=path, shape=tuple(data.shape), dtype=data.dtype.str, dims=dims,
                              attrs=attrs_of(ds), fill_value=fill_value_of(ds, data.dtype),
                              is_scale=is_scale, data=data)
-    dtype = vz.metadata.data_type.to_native_dtype()
-    filters, compressor = _numcodecs(vz.metadata)
-    refs = {}
-    for key, entry in vz.manifest.dict().items():
-        refs[key] = (int(entry["offset"]), int(entry["length"]))
+    dtype, filters, compressor, refs = vz.dtype, vz.filters, vz.compressor, dict(vz.refs)
     inline = {}
     masks: list = []
     ds.id.chunk_iter(masks.append)
@@ -158,8 +127,8 @@ def _array(ds: h5py.Dataset, vz) -> ArrayManifest:
             key = ".".join(str(o // c) for o, c in zip(info.chunk_offset, ds.chunks, strict=True))
             refs.pop(key, None)
             inline[key] = _reencoded(ds, info.chunk_offset, filters, compressor)
-    return ArrayManifest(path=path, shape=tuple(ds.shape), dtype=np.dtype(dtype).str, dims=dims,
-                         attrs=attrs_of(ds), fill_value=fill_value_of(ds, np.dtype(dtype)),
+    return ArrayManifest(path=path, shape=tuple(ds.shape), dtype=dtype.str, dims=dims,
+                         attrs=attrs_of(ds), fill_value=fill_value_of(ds, dtype),
                          is_scale=is_scale, chunks=tuple(ds.chunks), filters=filters,
                          compressor=compressor, refs=refs, inline=inline)
 
@@ -180,11 +149,8 @@ def scan(url: str, access: Access | None = None,
         raise AccessError(f"{url}: cannot read ({first_line(e)})") from None
     if head != HDF5_SIGNATURE:
         raise NotGcovError(f"{url}: not an HDF5 file")
-    prefix = url.rpartition("/")[0] + "/"
-    registry = ObjectStoreRegistry({prefix: store})
     try:
-        parsed = HDFParser(reader_factory=lambda *_: reader)(url, registry=registry)
-        virtual = _walk_virtual(parsed._group)
+        virtual = parse_hdf5(reader, url, store)
         with h5py.File(reader, "r") as f:
             return _read_tree(f, url, replace(granule, url=url), fingerprint, virtual)
     except GcovIndexError:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import requests
 
+from .._time import utc
 from ..errors import AccessError, AuthError
 from .endpoints import PROD
 
@@ -92,8 +93,7 @@ class S3Credentials:
 
 
 def _parse_expiration(text: str) -> datetime:
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def fetch_s3_credentials(url: str, token: str | None) -> S3Credentials:

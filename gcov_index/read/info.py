@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..product import GRIDS
 from ..store.layout import metadata, store_attrs
-
-GRIDS = "science/LSAR/GCOV/grids"
 
 
 @dataclass

@@ -18,10 +18,10 @@ import xarray as xr
 
 from ..errors import BadInputError
 from ..io.access import Access, remote_error
+from ..product import GRIDS
 from ..store.write import atomic_file
 from .open import open_store
 
-GRIDS = "science/LSAR/GCOV/grids"
 STATS = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax,
          "count": None}
 

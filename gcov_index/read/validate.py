@@ -22,19 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AuthError, BadInputError, GcovIndexError, first_line
+from ..errors import AuthError, BadInputError, GcovIndexError, ValidationError, first_line
 from ..io.access import Access, open_reader, remote_error
 from ..io.fingerprint import Fingerprint, fingerprint
 from ..store.layout import metadata, open_refs, store_attrs
 from .open import protocol_rewriter, zarr_store
 
 STACK_DIMS = ("time", "zeroDopplerStartTime")
-
-
-class ValidationError(GcovIndexError):
-    """The store does not match its sources."""
-
-    exit_code = 6
 
 
 @dataclass

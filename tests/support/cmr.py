@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from gcov_index.granule import Granule
+from gcov_index.product import POLARIZATIONS
 
 from .granules import GranuleSpec
 from .services import BUCKET, COLLECTION, _Quiet, _Server
@@ -62,7 +63,8 @@ def footprint(spec: GranuleSpec) -> list[tuple[float, float]]:
     return [tuple(round(v, 6) for v in to_ll.transform(x, y)) for x, y in corners]
 
 
-def _iso(t: datetime) -> str:
+def cmr_time(t: datetime) -> str:
+    """CMR's form of a time: milliseconds and a Z."""
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -70,9 +72,6 @@ def _attr(name: str, *values) -> dict:
     return {"Name": name, "Values": [str(v) for v in values]}
 
 
-_POL = {"SH": ["HH"], "SV": ["VV"], "DH": ["HH", "HV"], "DV": ["VV", "VH"], "CL": ["RH", "RV"],
-        "CR": ["RH", "RV"], "QP": ["HH", "HV", "VH", "VV"], "QD": ["HH", "HV", "VH", "VV"],
-        "NA": []}
 
 
 def granule_record(spec: GranuleSpec, *, https_base: str = HTTPS_BASE, size: int | None = None,
@@ -125,9 +124,9 @@ def granule_record(spec: GranuleSpec, *, https_base: str = HTTPS_BASE, size: int
         _attr("PRODUCT_TYPE", product_type), _attr("PRODUCTION_PIPELINE", g.processing_type),
         _attr("FULL_FRAME", "TRUE" if g.coverage == "F" else "FALSE"),
         _attr("CYCLE_NUMBER", g.cycle), _attr("ORBIT_TYPE", "NOE"),
-        _attr("FREQUENCY_A_POLARIZATION", *_POL[a]),
-        _attr("FREQUENCY_B_POLARIZATION", *_POL[b]),
-        _attr("FREQUENCY_A_POLARIZATION_CONCAT", "".join(_POL[a])),
+        _attr("FREQUENCY_A_POLARIZATION", *POLARIZATIONS[a]),
+        _attr("FREQUENCY_B_POLARIZATION", *POLARIZATIONS[b]),
+        _attr("FREQUENCY_A_POLARIZATION_CONCAT", "".join(POLARIZATIONS[a])),
         _attr("RANGE_BANDWIDTH_CONCAT", f"{int(g.mode[:2])}+{int(g.mode[2:])}"),
         _attr("JOINT_OBSERVATION", "FALSE"), _attr("PROCESSING_TYPE", "L2"),
         _attr("CENTER_LAT", round(lat, 6)), _attr("CENTER_LON", round(lon, 6)),
@@ -141,19 +140,19 @@ def granule_record(spec: GranuleSpec, *, https_base: str = HTTPS_BASE, size: int
             "concept-type": "granule", "concept-id": f"G{3_700_000_000 + number}-ASF",
             "revision-id": 1, "native-id": stem, "collection-concept-id": COLLECTION_CONCEPT,
             "provider-id": "ASF", "format": "application/vnd.nasa.cmr.umm+json",
-            "revision-date": _iso(produced + timedelta(hours=3)),
+            "revision-date": cmr_time(produced + timedelta(hours=3)),
         },
         "umm": {
             "GranuleUR": stem,
             "CollectionReference": {"ShortName": collection, "Version": "1"},
-            "TemporalExtent": {"RangeDateTime": {"BeginningDateTime": _iso(g.start),
-                                                 "EndingDateTime": _iso(g.end)}},
+            "TemporalExtent": {"RangeDateTime": {"BeginningDateTime": cmr_time(g.start),
+                                                 "EndingDateTime": cmr_time(g.end)}},
             "SpatialExtent": {"HorizontalSpatialDomain": {"Geometry": {"GPolygons": [
                 {"Boundary": {"Points": [{"Longitude": x, "Latitude": y} for x, y in pts]}}]}}},
             "OrbitCalculatedSpatialDomains": [{"OrbitNumber": 1000 + 173 * g.cycle + g.track}],
             "AdditionalAttributes": attrs,
             "DataGranule": {
-                "DayNightFlag": "Unspecified", "ProductionDateTime": _iso(produced),
+                "DayNightFlag": "Unspecified", "ProductionDateTime": cmr_time(produced),
                 "Identifiers": [{"IdentifierType": "ProducerGranuleId", "Identifier": stem},
                                 {"IdentifierType": "CRID", "Identifier": g.crid}],
                 "ArchiveAndDistributionInformation": sizes,

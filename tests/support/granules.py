@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from gcov_index.granule import Granule
+from gcov_index.product import POLARIZATIONS
 
 PAGE = 4 * 1024 * 1024
 CHUNK = 512
@@ -33,12 +34,6 @@ COMPLEX = np.dtype([("r", "<f4"), ("i", "<f4")])
 NAN_COMPLEX = np.array((np.nan, np.nan), dtype=COMPLEX)
 HEIGHTS = np.arange(-1000.0, 9001.0, 500.0)  # 21 heights, as the real radarGrid cubes
 
-# polarization code -> polarizations held in one frequency
-_POLS = {
-    "SH": ["HH"], "SV": ["VV"], "DH": ["HH", "HV"], "DV": ["VV", "VH"],
-    "CL": ["RH", "RV"], "CR": ["RH", "RV"], "QP": ["HH", "HV", "VH", "VV"],
-    "QD": ["HH", "HV", "VH", "VV"],
-}
 
 
 def _term_scale(term: str) -> float:
@@ -52,7 +47,7 @@ def _term_scale(term: str) -> float:
 
 def covariance_terms(code: str) -> list[str]:
     """Covariance terms written for a polarization code: diagonal for dual, full for quad."""
-    pols = _POLS.get(code, [])
+    pols = list(POLARIZATIONS.get(code, ()))
     if code in ("QP", "QD"):
         pols = ["HH", "HV", "VV"]  # GCOV symmetrises HV/VH
         return [a + b for i, a in enumerate(pols) for b in pols[i:]]
@@ -123,7 +118,8 @@ def _str_list(items: list[str]) -> np.ndarray:
     return np.array([i.encode() for i in items], dtype=f"S{width}")
 
 
-def _iso(t: datetime) -> str:
+def product_time(t: datetime) -> str:
+    """The product's form of a time (identification/zeroDopplerStartTime): nanoseconds."""
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000"  # 29 characters, nanoseconds
 
 
@@ -185,9 +181,9 @@ class _Writer:
         strings = {
             "granuleId": g.stem,
             "compositeReleaseId": s.crid,
-            "zeroDopplerStartTime": _iso(start),
-            "zeroDopplerEndTime": _iso(end),
-            "processingDateTime": _iso(start + timedelta(days=2)),
+            "zeroDopplerStartTime": product_time(start),
+            "zeroDopplerEndTime": product_time(end),
+            "processingDateTime": product_time(start + timedelta(days=2)),
             "boundingPolygon": poly,
             "orbitPassDirection": "Ascending" if s.direction == "A" else "Descending",
             "lookDirection": "Left",
@@ -320,7 +316,7 @@ class _Writer:
         _scalar(grp, "yCoordinateSpacing", float(-spacing))
         _scalar(grp, "numberOfSubSwaths", np.uint8(2))
         self.projection(grp)
-        pols = _POLS[code]
+        pols = POLARIZATIONS[code]
         terms = covariance_terms(code)
         grp.create_dataset("listOfPolarizations", data=_str_list(pols))
         grp.create_dataset("listOfCovarianceTerms", data=_str_list(terms))
@@ -451,7 +447,7 @@ class _Writer:
             _describe(ds, f"Crosstalk {name}")
             ds.dims[0].attach_scale(sr)
         for freq in self.g.frequencies:
-            for pol in _POLS[self.spec.polarizations[:2] if freq == "A" else self.spec.polarizations[2:]]:
+            for pol in POLARIZATIONS[self.spec.polarizations[:2] if freq == "A" else self.spec.polarizations[2:]]:
                 grp = self.f.require_group(f"{base}/frequency{freq}/{pol}")
                 _scalar(grp, "commonDelay", 0.0, units="meters")
                 _scalar(grp, "faradayRotation", 0.0, units="radians")
