@@ -1,33 +1,78 @@
 """gcov-index: NISAR L2 GCOV granules as one time-stacked virtual Zarr store.
 
-The public verbs: ``search``, ``select_latest``, ``scan``, ``build``, ``open_store``.
+The verbs, in the order of the flow: ``search`` (asf_search, latest releases), ``build``
+(select -> scan -> merge -> write), ``open_store`` (xarray DataTree), ``subset`` (a bbox time
+series), ``validate`` (the store against its sources), ``info`` (what a store holds). Each is
+imported on first use, so ``import gcov_index`` (and the CLI's ``--help``) stays cheap.
 """
 
-from ._version import __version__
-from .discover.query import SearchQuery
-from .discover.search import FoundGranule, SearchResult, search
-from .discover.select import select_latest
-from .errors import AccessError, AuthError, BadInputError, GcovIndexError
-from .granule import Granule
-from .index.scan import scan
-from .io.access import Access
-from .read.open import open_store
-from .store.build import build
+from __future__ import annotations
 
-__all__ = [
-           "Access",
-           "AccessError",
-           "AuthError",
-           "BadInputError",
-           "FoundGranule",
-           "GcovIndexError",
-           "Granule",
-           "SearchQuery",
-           "SearchResult",
-           "__version__",
-           "build",
-           "open_store",
-           "scan",
-           "search",
-           "select_latest",
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from ._version import __version__
+from .errors import (
+    AccessError,
+    AuthError,
+    BadInputError,
+    GcovIndexError,
+    NoResultsError,
+    SearchError,
+    ValidationError,
+)
+
+# public name -> (module, attribute), loaded by __getattr__ on first use
+_LAZY = {
+    "search": ("discover.search", "search"),
+    "SearchQuery": ("discover.query", "SearchQuery"),
+    "SearchResult": ("discover.search", "SearchResult"),
+    "FoundGranule": ("discover.search", "FoundGranule"),
+    "select_latest": ("discover.select", "select_latest"),
+    "scan": ("index.scan", "scan"),
+    "build": ("store.build", "build"),
+    "open_store": ("read.open", "open_store"),
+    "subset": ("read.subset", "subset"),
+    "Box": ("read.subset", "Box"),
+    "validate": ("read.validate", "validate"),
+    "info": ("read.info", "store_info"),
+    "Access": ("io.access", "Access"),
+    "Endpoints": ("io.endpoints", "Endpoints"),
+    "Granule": ("granule", "Granule"),
+}
+
+__all__ = [  # noqa: RUF022 (in the order of the flow, not sorted)
+    "search", "SearchQuery", "SearchResult", "FoundGranule", "select_latest", "scan", "build",
+    "open_store", "subset", "Box", "validate", "info", "Access", "Endpoints", "Granule",
+    "AccessError", "AuthError", "BadInputError", "GcovIndexError", "NoResultsError",
+    "SearchError", "ValidationError", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'gcov_index' has no attribute {name!r}") from None
+    value = getattr(import_module(f".{module}", __name__), attr)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from .discover.query import SearchQuery
+    from .discover.search import FoundGranule, SearchResult, search
+    from .discover.select import select_latest
+    from .granule import Granule
+    from .index.scan import scan
+    from .io.access import Access
+    from .io.endpoints import Endpoints
+    from .read.info import store_info as info
+    from .read.open import open_store
+    from .read.subset import Box, subset
+    from .read.validate import validate
+    from .store.build import build

@@ -1,8 +1,23 @@
-"""Shared fixtures: one synthetic stack and one local archive per test session."""
+"""Shared fixtures: one synthetic stack and one local archive per test session.
+
+Two lanes: ``tests/unit`` runs on hand-made values in seconds (``pytest -m "not services"``);
+every other test is marked ``services`` here: it starts local servers (S3, credentials, HTTPS,
+CMR), writes HDF5 granules or runs the CLI in subprocesses. ``make test`` runs both.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if UNIT not in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.services)
 
 from gcov_index.io.access import Access
 from tests.support.granules import make_stack
