@@ -138,3 +138,17 @@ def test_a_lazy_name_is_the_real_thing():
     assert set(gi._LAZY) <= set(gi.__all__)
     with pytest.raises(AttributeError):
         gi.no_such_verb  # noqa: B018
+
+
+def test_info_reads_a_store_without_the_heavy_libraries(tmp_path):
+    """Each command imports what it uses: ``info`` reads metadata alone."""
+    import json
+
+    attrs = {"gcov_index": {"granules": [{"url": "s3://b/x.h5", "granuleId": "x",
+                                          "time": "2025-11-22T02:46:18", "fingerprint": {}}],
+                            "superseded": [], "n_chunk_refs": 0, "n_bytes_referenced": 0}}
+    store = tmp_path / "s.json"
+    store.write_text(json.dumps({"version": 1, "refs": {
+        ".zgroup": json.dumps({"zarr_format": 2}), ".zattrs": json.dumps(attrs)}}))
+    code = f"from gcov_index.cli import main\nassert main(['info', {str(store)!r}]) == 0"
+    assert loaded_after(code) == set()
