@@ -11,6 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from gcov_index.io.access import Access
+from tests.support.granules import make_stack
+from tests.support.services import LocalArchive
+
 UNIT = Path(__file__).parent / "unit"
 
 
@@ -19,9 +23,6 @@ def pytest_collection_modifyitems(items) -> None:
         if UNIT not in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.services)
 
-from gcov_index.io.access import Access
-from tests.support.granules import make_stack
-from tests.support.services import LocalArchive
 
 
 @pytest.fixture(scope="session")
