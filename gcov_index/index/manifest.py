@@ -31,7 +31,9 @@ def json_value(v: Any) -> Any:
             v = v.view(np.complex64) if v.dtype.itemsize == 8 else v.view(np.complex128)
         if v.ndim == 0 or (v.size == 1 and v.dtype.kind not in "SUO"):
             return json_value(v.reshape(-1)[0]) if v.size else None
-        return [json_value(x) for x in v.tolist()]
+        return json_value(v.tolist())
+    if isinstance(v, (list, tuple)):  # nested: every element made plain too
+        return [json_value(x) for x in v]
     if isinstance(v, np.void) and v.dtype.names:
         return json_value(np.array(v))
     if isinstance(v, (complex, np.complexfloating)):
@@ -105,8 +107,8 @@ class GranuleManifest:
             raise ValueError("manifest version")
         arrays = {}
         for a in d["arrays"]:
-            data = a.pop("data")
-            arr = ArrayManifest(**a)
+            data = a.get("data")
+            arr = ArrayManifest(**{k: v for k, v in a.items() if k != "data"})
             arr.shape = tuple(arr.shape)
             arr.dims = tuple(arr.dims)
             arr.chunks = None if arr.chunks is None else tuple(arr.chunks)

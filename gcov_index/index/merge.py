@@ -91,8 +91,9 @@ def _stacked_key(t: int, key: str) -> str:
 
 def _widen_chars(data: np.ndarray) -> np.ndarray:
     """``|S1`` arrays would be read by xarray as netCDF character arrays (last axis joined into
-    one string); ``|S2`` holds the same strings and is read as a list of them."""
-    return data.astype("S2") if data.dtype == np.dtype("S1") and data.ndim else data
+    one string); ``|S2`` holds the same strings and is read as a list of them. Scalars too: a
+    one-character string stacked along time (``identification/radarBand``) is an ``|S1`` array."""
+    return data.astype("S2") if data.dtype == np.dtype("S1") else data
 
 
 def _pad_value(dtype: np.dtype, fill: Any):

@@ -219,3 +219,17 @@ def test_default_cache_dir_then_home(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_cache_dir() == Path(tmp_path) / ".cache" / "gcov-index"
+
+
+def test_json_value_makes_nested_arrays_plain():
+    assert json_value(np.array([[1.0, np.nan]])) == [[1.0, "NaN"]]
+    assert json_value(np.array([[1 + 1j], [2 + 0j]])) == [[[1.0, 1.0]], [[2.0, 0.0]]]
+    json.dumps(json_value(np.array([[1 + 1j]])), allow_nan=False)
+
+
+def test_from_json_leaves_its_input_as_it_was():
+    d = rich_manifest().to_json()
+    before = json.dumps(d, sort_keys=True)
+    GranuleManifest.from_json(d)
+    GranuleManifest.from_json(d)  # twice: nothing was popped
+    assert json.dumps(d, sort_keys=True) == before

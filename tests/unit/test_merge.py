@@ -375,3 +375,17 @@ def test_groups_with_nothing_stacked_get_no_time_coordinates():
     scale = arr(f"{PROC}/slantRange", np.arange(3.0), ("slantRange",), is_scale=True)
     tree = merge([manifest(t, extra={scale.path: scale}) for t in range(2)])
     assert not [p for p in tree.arrays if p.startswith(PROC + "/") and p != scale.path]
+
+
+def test_a_one_character_string_stacked_along_time_keeps_its_time_axis():
+    """``identification/radarBand = "L"``: an ``|S1`` per granule would stack to an ``|S1``
+    array, which xarray joins into one string and so loses ``time``."""
+    import xarray as xr
+
+    band = f"{IDENT}/radarBand"
+    ms = [manifest(t, extra={band: arr(band, np.array(b"L"))}) for t in range(3)]
+    a = merge(ms).arrays[band]
+    assert a.dtype == "|S2" and a.shape == (3,)
+    decoded = xr.conventions.decode_cf_variable(
+        "radarBand", xr.Variable(a.dims, values(a), attrs=a.attrs))
+    assert decoded.dims == (a.dims[0],) and list(decoded.values) == ["L"] * 3
