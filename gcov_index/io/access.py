@@ -107,12 +107,30 @@ def _kind(err: AccessError, kind: str) -> AccessError:
     return err
 
 
+def _tidy(line: str) -> str:
+    """obstore's first line, without the URL (the message names it already) and the body."""
+    line = re.sub(r"^(?:Generic \w+ error: )+", "", line)
+    m = re.search(r"Error performing (\w+) \S+ in [^,-]+(?:, after (\d+) retries)?[^-]*-\s*(.*)$",
+                  line)
+    if m:
+        method, retries, rest = m.groups()
+        line = (line[:m.start()] + f"{method} failed"
+                + (f" after {retries} retries" if retries else "") + f": {rest}")
+    status = re.search(r"Server returned non-2xx status code: (\d{3})([A-Za-z ]*)(.*)$", line)
+    if status:
+        code, reason, body = status.groups()
+        s3code = re.search(r"<Code>(\w+)</Code>", body)
+        line = (line[:status.start()] + f"HTTP {code}{reason.rstrip()}"
+                + (f" ({s3code.group(1)})" if s3code else ""))
+    return line
+
+
 def _detail(chain: list[BaseException]) -> str:
     """The most telling line: the first library error (obstore, OS) of the chain."""
     for e in chain:
         if type(e).__module__.startswith("obstore") or (
                 isinstance(e, OSError) and str(e).strip()):
-            return first_line(e, 200)
+            return _tidy(first_line(e, 1000))[:200]
     return next((first_line(e, 200) for e in chain if str(e).strip()), type(chain[0]).__name__)
 
 
@@ -239,9 +257,11 @@ class Access:
     endpoints: Endpoints = PROD
     token: str | None = field(default=None, repr=False)
     retry: RetryPolicy = DEFAULT
-    _provider: CredentialProvider | None = field(default=None, init=False, repr=False)
-    _stores: dict = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _provider: CredentialProvider | None = field(default=None, init=False, repr=False,
+                                                 compare=False)
+    _stores: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
 
     @classmethod
     def from_env(cls, *, token: str | None = None, token_file: str | None = None,
@@ -305,8 +325,9 @@ class Access:
             options = self.retry.obstore_client(scheme == "http")
             if refusal is None:
                 options["default_headers"] = self._bearer(url)
+                _untrusted.pop(parsed.netloc, None)
             else:
-                _untrusted.setdefault(parsed.netloc, refusal)
+                _untrusted[parsed.netloc] = refusal
             key = (scheme, parsed.netloc, refusal is None)
             return self._store(key, lambda: HTTPStore.from_url(
                 f"{scheme}://{parsed.netloc}", client_options=options,
