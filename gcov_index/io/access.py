@@ -28,7 +28,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
-from urllib.parse import urlparse, urlsplit
+from urllib.parse import unquote, urlparse, urlsplit
 
 import obstore
 from fsspec.asyn import AsyncFileSystem
@@ -331,7 +331,7 @@ class Access:
             key = (scheme, parsed.netloc, refusal is None)
             return self._store(key, lambda: HTTPStore.from_url(
                 f"{scheme}://{parsed.netloc}", client_options=options,
-                retry_config=self.retry.obstore_retry())), parsed.path.lstrip("/")
+                retry_config=self.retry.obstore_retry())), unquote(parsed.path.lstrip("/"))
         raise _kind(AccessError(f"{url}: unsupported URL (use a path, s3:// or https://)"),
                     "missing")
 

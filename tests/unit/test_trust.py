@@ -91,6 +91,7 @@ def test_a_route_carries_the_token_only_to_a_trusted_host():
     other, path = access.route("http://127.0.0.2:4000/NISAR/C/g/g.h5")
     assert trusted.client_options["default_headers"] == {"authorization": b"Bearer the-token"}
     assert "default_headers" not in other.client_options and path == "NISAR/C/g/g.h5"
+    assert access.route("http://127.0.0.2:4000/a%20b/g.h5")[1] == "a b/g.h5"  # obstore encodes
     assert "the-token" not in repr(trusted) + repr(access)
     with pytest.raises(AccessError, match="not an S3 bucket name"):
         access.route("s3://Bad_Bucket/k.h5")
