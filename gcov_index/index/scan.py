@@ -18,7 +18,7 @@ this product (``shared/gcov-product.md``, "Known traps"):
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 import h5py
 import numcodecs
@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import AccessError, GcovIndexError, NotGcovError, first_line
 from ..granule import Granule
-from ..io.access import Access, canonical_url, open_reader
+from ..io.access import Access, canonical_url, open_reader, read_failure, remote_error
 from ..io.fingerprint import Fingerprint, fingerprint_of
 from ..product import GCOV_ROOT, START_TIME
 from .manifest import ArrayManifest, GranuleManifest, json_value
@@ -141,28 +141,41 @@ def scan(url: str, access: Access | None = None,
     url = canonical_url(url)
     store, path = access.object_store(url)
     fingerprint = fp or fingerprint_of(store, path, url)
-    reader = open_reader(store, path)
+    reader = open_reader(store, path, url)
     try:
         head = reader.read(8)
         reader.seek(0)
     except Exception as e:
-        raise AccessError(f"{url}: cannot read ({first_line(e)})") from None
+        raise read_failure(url, e, reader) or AccessError(f"{url}: cannot read "
+                                                          f"({first_line(e)})") from None
     if head != HDF5_SIGNATURE:
         raise NotGcovError(f"{url}: not an HDF5 file")
     try:
         virtual = parse_hdf5(reader, url, store)
         with h5py.File(reader, "r") as f:
-            return _read_tree(f, url, replace(granule, url=url), fingerprint, virtual)
+            manifest = _read_tree(f, url, replace(granule, url=url), fingerprint, virtual)
+        if reader.failure is not None:  # a failed read some step took for a bad value
+            raise remote_error(url, reader.failure)
+        return manifest
     except GcovIndexError:
         raise
-    except OSError as e:
+    except Exception as e:
+        # a request that failed on the way (refused, missing, unreachable after the retries)
+        # is not a malformed file, whatever h5py or the parser made of it: exit 3 or 4, not 2
+        failed = read_failure(url, e, reader)
+        if failed is not None:
+            raise failed from None
+        _malformed(url, e, fingerprint)
+
+
+def _malformed(url: str, e: Exception, fingerprint: Fingerprint) -> NoReturn:
+    """The bytes arrived and are not a readable GCOV granule: one line, exit 2."""
+    if isinstance(e, OSError):
         text = str(e)
         if "truncated" in text or "eof" in text.lower():
             raise NotGcovError(f"{url}: truncated HDF5 file ({fingerprint.size} bytes)") from None
         raise NotGcovError(f"{url}: unreadable HDF5 file ({first_line(text)})") from None
-    except Exception as e:
-        raise NotGcovError(f"{url}: cannot be scanned ({type(e).__name__}: "
-                           f"{first_line(e)})") from None
+    raise NotGcovError(f"{url}: cannot be scanned ({type(e).__name__}: {first_line(e)})") from None
 
 
 def _read_tree(f: h5py.File, url: str, granule: Granule, fingerprint: Fingerprint,

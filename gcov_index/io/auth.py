@@ -2,7 +2,10 @@
 
 Token, in this order: an explicit value, a token file, ``EARTHDATA_TOKEN``, or a ``~/.netrc``
 entry for Earthdata Login (exchanged for a token at ``{edl}/api/users/find_or_create_token``, as
-earthaccess does). No token or credential is ever logged or written anywhere.
+earthaccess does). No token or credential is ever logged or written anywhere, and neither the
+token nor a login is sent over plain http, except to a loopback address (the local stand-ins).
+Redirects are not followed with the token: requests drops the ``Authorization`` header on a
+redirect to another host, and the ``s3credentials`` request does not follow redirects at all.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import netrc
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +22,11 @@ import requests
 
 from .._time import utc
 from ..errors import AccessError, AuthError
-from .endpoints import PROD
+from .endpoints import PROD, is_loopback
+from .retry import DEFAULT, RetryPolicy
 
 TIMEOUT = 30
+TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -55,6 +61,13 @@ def find_token(token: str | None = None, token_file: str | Path | None = None,
     return _token_from_netrc(edl_url)
 
 
+def _plain_http(url: str) -> bool:
+    """A secret must not go to ``url``: plain http to a host that is not loopback."""
+    parsed = requests.utils.urlparse(url)
+    return parsed.scheme != "https" and not (parsed.scheme == "http"
+                                             and is_loopback(parsed.hostname))
+
+
 def _token_from_netrc(edl_url: str) -> str | None:
     host = requests.utils.urlparse(edl_url).hostname or ""
     try:
@@ -65,6 +78,9 @@ def _token_from_netrc(edl_url: str) -> str | None:
         return None
     login, _, password = entry
     url = edl_url.rstrip("/") + "/api/users/find_or_create_token"
+    if _plain_http(url):
+        raise AuthError(f"{url}: not https; the ~/.netrc login for {host} is sent over https "
+                        "only (or to a loopback address)")
     try:
         r = requests.post(url, auth=(login, password or ""), timeout=TIMEOUT)
     except requests.RequestException as e:
@@ -96,25 +112,48 @@ def _parse_expiration(text: str) -> datetime:
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def fetch_s3_credentials(url: str, token: str | None) -> S3Credentials:
-    """Ask the Earthdata ``s3credentials`` endpoint for temporary credentials."""
+def fetch_s3_credentials(url: str, token: str | None,
+                         policy: RetryPolicy = DEFAULT) -> S3Credentials:
+    """Ask the Earthdata ``s3credentials`` endpoint for temporary credentials; transient
+    failures (connection errors, timeouts, 5xx, 429) are retried under ``policy``."""
     if not token:
         raise AuthError(
             f"{url}: no Earthdata token; set EARTHDATA_TOKEN, pass --token-file, or add "
             "urs.earthdata.nasa.gov to ~/.netrc")
-    try:
-        r = requests.get(url, auth=BearerAuth(token), timeout=TIMEOUT, allow_redirects=False)
-    except requests.RequestException as e:
-        raise AccessError(f"{url}: credentials endpoint unreachable ({type(e).__name__})") from None
-    if r.status_code in (401, 403) or r.is_redirect:
+    if _plain_http(url):
+        raise AuthError(f"{url}: not https; the Earthdata token is sent over https only (or to "
+                        "a loopback address)")
+    waits = iter(policy.delays())
+    while True:
+        try:
+            r = requests.get(url, auth=BearerAuth(token), timeout=policy.requests_timeout,
+                             allow_redirects=False)
+        except requests.RequestException as e:
+            wait = next(waits, None)
+            if wait is None:
+                raise AccessError(f"{url}: credentials endpoint unreachable "
+                                  f"({type(e).__name__}, after {policy.retries} retries)") from None
+            time.sleep(wait)
+            continue
+        if r.status_code in TRANSIENT_STATUS:
+            wait = next(waits, None)
+            if wait is not None:
+                time.sleep(wait)
+                continue
+        break
+    if r.status_code in (401, 403):
         raise AuthError(f"{url}: the Earthdata token was rejected (HTTP {r.status_code})")
+    if r.is_redirect:  # the real endpoint sends a bad token to the login page
+        where = requests.utils.urlparse(r.headers.get("Location", "")).hostname or "elsewhere"
+        raise AuthError(f"{url}: the Earthdata token was not accepted (HTTP {r.status_code}, "
+                        f"redirected to {where}; not followed)")
     if not r.ok:
         raise AccessError(f"{url}: credentials endpoint answered HTTP {r.status_code}")
     try:
         d = r.json()
         return S3Credentials(d["accessKeyId"], d["secretAccessKey"], d["sessionToken"],
                              _parse_expiration(d["expiration"]))
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         raise AccessError(f"{url}: credentials endpoint answered something else than "
                           "temporary credentials") from None
 
@@ -125,10 +164,13 @@ class CredentialProvider:
     Callable as an obstore ``credential_provider``; thread-safe; fetches lazily.
     """
 
-    def __init__(self, url: str, token: str | None, margin: timedelta = timedelta(seconds=60)):
+    def __init__(self, url: str, token: str | None, margin: timedelta = timedelta(seconds=60),
+                 policy: RetryPolicy = DEFAULT):
         self.url = url
         self._token = token
         self.margin = margin
+        self.policy = policy
+        self._refused: AuthError | None = None  # a rejected token stays rejected
         self._lock = threading.Lock()
         self._current: S3Credentials | None = None
         self._lifetime = timedelta(hours=1)  # of the last credentials fetched
@@ -136,12 +178,18 @@ class CredentialProvider:
 
     def get(self) -> S3Credentials:
         with self._lock:
+            if self._refused is not None:  # asked once: every chunk read would ask again
+                raise AuthError(str(self._refused))
             now = datetime.now(UTC)
             c = self._current
             lifetime = (c.expiration - now) if c else timedelta(0)
             # renew when less than `margin` (or a fifth of a short lifetime) is left
             if c is None or lifetime <= min(self.margin, self._lifetime / 5):
-                self._current = c = fetch_s3_credentials(self.url, self._token)
+                try:
+                    self._current = c = fetch_s3_credentials(self.url, self._token, self.policy)
+                except AuthError as e:
+                    self._refused = e
+                    raise
                 self._lifetime = c.expiration - datetime.now(UTC)
                 self.fetches += 1
             return c

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 
 import obstore
 
-from ..errors import AccessError
 from .access import Access, canonical_url, remote_error
 
 FIELDS = ("size", "etag", "mtime")
@@ -41,9 +40,7 @@ def fingerprint_of(store, path: str, url: str) -> Fingerprint:
     """The fingerprint of ``path`` in an obstore ``store`` (one HEAD request)."""
     try:
         meta = obstore.head(store, path)
-    except FileNotFoundError:
-        raise AccessError(f"{url}: no such object") from None
-    except Exception as e:  # obstore raises its own error types per backend
+    except Exception as e:  # obstore raises its own error types per backend; retried there
         raise remote_error(url, e) from None
     modified = meta.get("last_modified")
     return Fingerprint(size=int(meta["size"]), etag=meta.get("e_tag"),

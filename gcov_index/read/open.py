@@ -1,6 +1,7 @@
 """Open a store as an ``xarray.DataTree``, chunks read from local files, S3 (temporary
-credentials that renew) or HTTPS (bearer token); granule URLs rewritten s3 <-> https at open
-time, so the store itself never holds a token or a key."""
+credentials that renew) or HTTPS (bearer token, to trusted hosts only); granule URLs rewritten
+s3 <-> https at read time, so the store itself never holds a token or a key, and a store
+naming another host never receives one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from urllib.parse import urlparse
 import rioxarray  # noqa: F401  (registers the .rio accessor: CRS from grid_mapping)
 import xarray as xr
 import zarr
-from fsspec.asyn import AsyncFileSystem
 
 from ..errors import BadInputError
 from ..io.access import Access
@@ -28,28 +28,6 @@ def _local_fs():
     from fsspec.implementations.local import LocalFileSystem
 
     return AsyncFileSystemWrapper(LocalFileSystem(), asynchronous=True)
-
-
-class RewritingFileSystem(AsyncFileSystem):
-    """Reads ``s3://`` references over HTTPS (or ``https://`` ones from S3): each URL the
-    reference file system asks for is rewritten, then read by ``target``. The store is not
-    changed, so the same shared file serves users in and out of us-west-2."""
-
-    def __init__(self, target: AsyncFileSystem, rewrite, protocol: str):
-        super().__init__(asynchronous=True)
-        self.target = target
-        self.rewrite = rewrite
-        self.protocol = protocol
-
-    async def _cat_file(self, path, start=None, end=None, **kwargs):
-        return await self.target._cat_file(self.rewrite(path), start=start, end=end, **kwargs)
-
-    async def _cat_ranges(self, paths, starts, ends, **kwargs):
-        return await self.target._cat_ranges([self.rewrite(p) for p in paths], starts, ends,
-                                             **kwargs)
-
-    async def _info(self, path, **kwargs):
-        return await self.target._info(self.rewrite(path), **kwargs)
 
 
 def protocol_rewriter(access: Access, protocol: str, store, urls: list[str]):
@@ -78,7 +56,7 @@ def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access
     """A read-only zarr store over the references, with the remote file systems it needs.
 
     ``protocol`` ("s3" or "https") reads every granule that way, whatever URLs the store
-    holds: they are rewritten at read time (:class:`RewritingFileSystem`). ``fo`` is
+    holds: they are rewritten at read time (``Access.chunk_filesystem``). ``fo`` is
     ``open_refs(store)`` when the caller has already read it.
     """
     if protocol not in (None, "s3", "https"):
@@ -86,20 +64,15 @@ def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access
     fo = open_refs(store) if fo is None else fo  # a JSON store is parsed once
     urls = [g["url"] for g in store_attrs(store, metadata(store, fo))["granules"]]
     access = access or Access.from_env()
-    filesystems = {}
     rewrite = protocol_rewriter(access, protocol, store, urls) if protocol else None
-    for url in urls:
-        scheme = urlparse(url).scheme
-        if scheme in filesystems:
-            continue
-        if scheme == "file":
-            filesystems[scheme] = _local_fs()
-        elif rewrite is not None and _family(url) != protocol:
-            target = urlparse(rewrite(url)).scheme
-            filesystems[scheme] = RewritingFileSystem(access.remote_filesystem(target), rewrite,
-                                                      scheme)
-        else:
-            filesystems[scheme] = access.remote_filesystem(scheme)
+    # Every remote URL the references name, whatever their scheme and host, is read through
+    # the Access's router: S3 with the temporary credentials at the configured endpoint, the
+    # token only to a trusted host, any other host without credentials (io/access.py). Local
+    # files are read only for a store of local granules.
+    remote = access.chunk_filesystem(rewrite, only=protocol)
+    filesystems = {scheme: remote for scheme in ("s3", "https", "http")}
+    if any(urlparse(url).scheme in ("file", "") for url in urls):
+        filesystems["file"] = _local_fs()
     fs = reference_filesystem(fo, filesystems)
     _read_concurrency()
     return zarr.storage.FsspecStore(fs, read_only=True, path="")

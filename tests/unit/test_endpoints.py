@@ -16,6 +16,7 @@ LOCAL = {
     "https_base": "http://localhost:9004/NISAR",
     "s3_endpoint": "http://localhost:9005",
     "s3_bucket": "test-bucket",
+    "trusted_hosts": "data.example.org, 127.0.0.2:9006",  # comma-separated in the environment
 }
 
 
@@ -42,7 +43,7 @@ def test_env_vars_cover_every_field_but_the_region():
 def test_from_env_reads_each_variable(field):
     for var in ENV_VARS[field]:
         e = Endpoints.from_env(environ={var: LOCAL[field]})
-        assert getattr(e, field) == LOCAL[field], var
+        assert getattr(e, field) == getattr(Endpoints(**{field: LOCAL[field]}), field), var
         assert dataclasses.replace(e, **{field: getattr(PROD, field)}) == PROD
         assert e.is_nasa is (field != "cmr_host")
 
