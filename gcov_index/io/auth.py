@@ -106,7 +106,11 @@ def fetch_s3_credentials(url: str, token: str | None) -> S3Credentials:
         r = requests.get(url, auth=BearerAuth(token), timeout=TIMEOUT, allow_redirects=False)
     except requests.RequestException as e:
         raise AccessError(f"{url}: credentials endpoint unreachable ({type(e).__name__})") from None
-    if r.status_code in (401, 403) or r.is_redirect:
+    if r.is_redirect:  # to a login page, typically: the token was not taken
+        to = r.headers.get("location", "")
+        raise AuthError(f"{url}: redirected to {requests.utils.urlparse(to).hostname or to} "
+                        f"(HTTP {r.status_code}; a login page? the token was not accepted)")
+    if r.status_code in (401, 403):
         raise AuthError(f"{url}: the Earthdata token was rejected (HTTP {r.status_code})")
     if not r.ok:
         raise AccessError(f"{url}: credentials endpoint answered HTTP {r.status_code}")
