@@ -9,7 +9,6 @@ imported on first use, so ``import gcov_index`` (and the CLI's ``--help``) stays
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import (
@@ -21,6 +20,9 @@ from .errors import (
     SearchError,
     ValidationError,
 )
+
+TYPE_CHECKING = False  # as typing's (type checkers know it) without importing typing: the
+# package loads before the command's Ctrl-C handler, so the less it imports, the better
 
 # public name -> (module, attribute), loaded by __getattr__ on first use
 _LAZY = {
