@@ -6,8 +6,8 @@ process ends at once, once its line is out: nothing that libraries do at interpr
 (asyncio's reports of abandoned tasks, runtimes torn down) can add lines or change the code.
 """
 
+import _signal  # the C module under signal, loaded at once (signal builds enums first)
 import os
-import signal
 import sys
 
 _LINE = b"gcov-index: error: interrupted; nothing was written\n"
@@ -26,11 +26,11 @@ def _interrupted_at_exit(signum, frame):
 
 
 def run() -> None:
-    signal.signal(signal.SIGINT, _interrupted_at_start)
+    _signal.signal(_signal.SIGINT, _interrupted_at_start)
     from .cli import main
 
     code = main()
-    signal.signal(signal.SIGINT, _interrupted_at_exit)  # the work is done or refused
+    _signal.signal(_signal.SIGINT, _interrupted_at_exit)  # the work is done or refused
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
