@@ -9,18 +9,13 @@ imported on first use, so ``import gcov_index`` (and the CLI's ``--help``) stays
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
 
 from ._version import __version__
-from .errors import (
-    AccessError,
-    AuthError,
-    BadInputError,
-    GcovIndexError,
-    NoResultsError,
-    SearchError,
-    ValidationError,
-)
+
+# The package loads before the command's Ctrl-C handler (gcov_index.__main__), so it imports as
+# little as it can: not typing (TYPE_CHECKING as typing's, which type checkers know), not even
+# the error types.
+TYPE_CHECKING = False
 
 # public name -> (module, attribute), loaded by __getattr__ on first use
 _LAZY = {
@@ -39,6 +34,8 @@ _LAZY = {
     "Access": ("io.access", "Access"),
     "Endpoints": ("io.endpoints", "Endpoints"),
     "Granule": ("granule", "Granule"),
+    **{e: ("errors", e) for e in ("AccessError", "AuthError", "BadInputError", "GcovIndexError",
+                                  "NoResultsError", "SearchError", "ValidationError")},
 }
 
 __all__ = [  # noqa: RUF022 (in the order of the flow, not sorted)
@@ -67,6 +64,15 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from .discover.query import SearchQuery
     from .discover.search import FoundGranule, SearchResult, search
     from .discover.select import select_latest
+    from .errors import (
+        AccessError,
+        AuthError,
+        BadInputError,
+        GcovIndexError,
+        NoResultsError,
+        SearchError,
+        ValidationError,
+    )
     from .granule import Granule
     from .index.scan import scan
     from .io.access import Access

@@ -1,13 +1,41 @@
-"""The ``gcov-index`` command: a thin shell over the Python API."""
+"""The ``gcov-index`` command: a thin shell over the Python API.
+
+Every failure ends with exactly one line on stderr, ``gcov-index: error: ...``, naming the input,
+and the exit code of :mod:`gcov_index.errors` (usage errors too: argparse's usage text is left
+out). Inputs are checked before any work starts: a store to read, an output to write (its
+directory writable, its name not too long), the cache directory, the granules and lists given.
+Anything unexpected is one line as well (exit 1); ``GCOV_INDEX_DEBUG=1`` prints the traceback
+and lets libraries' warnings and logs through.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import signal
+import stat
 import sys
 from pathlib import Path
 
 from ._version import __version__
-from .errors import GcovIndexError
+from .errors import AccessError, AuthError, BadInputError, GcovIndexError, first_line
+
+COMMANDS = ("search", "build", "subset", "validate", "info")
+COMMAND_METAVAR = "{" + ",".join(COMMANDS) + "}"
+DEBUG_ENV = "GCOV_INDEX_DEBUG"
+# writers put temporary and lock files beside an output, named after it with a few more
+# characters; an output name longer than the file system's limit minus these is refused early
+NAME_MARGIN = 40
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (a BadInputError), not the usage text."""
+
+    def error(self, message: str):
+        if message.startswith(f"the following arguments are required: {COMMAND_METAVAR}"):
+            message = f"give a command: {', '.join(COMMANDS)}"
+        raise BadInputError(f"{message} (see '{self.prog} --help')")
 
 
 def _access_options(p: argparse.ArgumentParser) -> None:
@@ -48,6 +76,20 @@ def _has_search(args) -> bool:
     return any(getattr(args, k) is not None for k in _SEARCH_FIELDS)
 
 
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"{n}: must be {low} or more")
+        return n
+
+    parse.__name__ = "whole number"
+    return parse
+
+
 def _search(args):
     from .discover.query import SearchQuery
     from .discover.search import search
@@ -61,23 +103,194 @@ def _search(args):
 def _access(args):
     from .io.access import Access
 
+    if args.token_file:  # a binary file is not a token (find_token reports the rest)
+        try:
+            Path(args.token_file).expanduser().read_bytes().decode()
+        except UnicodeDecodeError:
+            raise AuthError(f"{args.token_file}: the token file is not text (not UTF-8)") \
+                from None
+        except (OSError, ValueError):
+            pass
     return Access.from_env(token_file=args.token_file, s3_endpoint=args.s3_endpoint,
                            s3_credentials_url=args.s3_credentials_url)
 
 
-def _read_inputs(items: list[str]) -> list[str]:
-    out = []
-    for item in items:
-        if item.startswith("@"):  # @list.txt: one granule per line
-            try:
-                out += [ln.strip() for ln in Path(item[1:]).read_text().splitlines() if ln.strip()]
-            except OSError as e:
-                from .errors import BadInputError
+# ---------------------------------------------------------------------------------------------
+# inputs and outputs, checked before any work starts
 
-                raise BadInputError(f"{item[1:]}: cannot read the list ({e.strerror})") from None
-        else:
+
+def _read_inputs(items: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The granules given, ``@FILE`` lists read (one path or URL a line); and where each
+    listed one came from (``line 3 of @list.txt``), for messages."""
+    out: list[str] = []
+    origin: dict[str, str] = {}
+    for item in items:
+        if not item.startswith("@"):
             out.append(item)
-    return out
+            continue
+        name = item[1:]
+        if not name:
+            raise BadInputError("@: give a file after @ (a list of granules, one a line)")
+        try:
+            data = Path(name).expanduser().read_bytes()
+        except OSError as e:
+            raise BadInputError(f"{item}: cannot read the list ({e.strerror})") from None
+        except ValueError as e:  # a NUL in the name
+            raise BadInputError(f"{item!r}: cannot read the list ({e})") from None
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as e:
+            raise BadInputError(f"{item}: the list is not UTF-8 text (byte {data[e.start]:#04x} "
+                                f"at offset {e.start})") from None
+        if "\0" in text:
+            raise BadInputError(f"{item}: the list is not text (it holds NUL bytes)")
+        lines = [(n, ln.strip()) for n, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+        if not lines:
+            raise BadInputError(f"{item}: the list is empty (one granule path or URL a line)")
+        for n, ln in lines:
+            out.append(ln)
+            origin.setdefault(ln, f"line {n} of {item}")
+    return out, origin
+
+
+def _check_granules(inputs: list[str], origin: dict[str, str]) -> None:
+    """Each input a path or an s3/http(s) URL, each local granule a readable file, and at least
+    one GCOV data granule among them (what build would scan), or one line naming them."""
+    from .discover.select import select_latest
+
+    def label(item: str) -> str:
+        return f"{item} ({origin[item]})" if item in origin else item
+
+    for item in inputs:
+        scheme, sep, _ = item.partition("://")
+        if sep and scheme.lower() not in ("file", "s3", "http", "https"):
+            raise BadInputError(f"{label(item)}: unsupported URL scheme {scheme!r} (use a path, "
+                                "s3:// or https://)")
+    selection = select_latest(inputs)  # names checked: what is not a granule name is refused
+    for g in selection.selected:  # the local granules build would read are files there
+        if "://" not in g.url or g.url.startswith("file://"):
+            _check_local_file(g.url, label(g.url))
+    if not selection.selected:
+        listed = [i for i in inputs if i in origin]
+        lists = ", ".join(sorted({origin[i].split(" of ", 1)[1] for i in listed}))
+        where = (f"the {len(inputs)} inputs" if not listed else
+                 f"{lists} ({len(inputs)} lines)" if len(listed) == len(inputs) else
+                 f"the {len(inputs)} inputs ({lists} and arguments)")
+        shown = ", ".join(inputs[:3]) + (", ..." if len(inputs) > 3 else "")
+        raise BadInputError(f"no GCOV data granule among {where}: {shown} (a data granule is "
+                            "NISAR_L2_..._GCOV_....h5; QA_STATS and browse files are skipped)")
+
+
+def _check_local_file(item: str, label: str) -> None:
+    path = Path(item.removeprefix("file://")).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise AccessError(f"{label}: no such file") from None
+    except OSError as e:
+        raise BadInputError(f"{label}: cannot read it ({e.strerror})") from None
+    except ValueError as e:
+        raise BadInputError(f"{label!r}: not a path ({e})") from None
+    if stat.S_ISDIR(mode):
+        raise BadInputError(f"{label}: is a directory, not a granule")
+    if not stat.S_ISREG(mode):
+        raise BadInputError(f"{label}: not a regular file")
+
+
+def _check_store(store: str) -> None:
+    """A store to read: named .json or .parquet, there, and of the right kind (a JSON store is
+    a file, a Parquet store a directory); what is inside is checked when it is opened."""
+    from .store.layout import store_format
+
+    if not store.strip():
+        raise BadInputError(f"store {store!r}: give the path of a NAME.json or NAME.parquet store")
+    fmt = store_format(store)
+    try:
+        mode = Path(store).expanduser().stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise AccessError(f"{store}: no such store") from None
+    except OSError as e:
+        raise BadInputError(f"{store}: cannot read the store ({e.strerror})") from None
+    except ValueError as e:
+        raise BadInputError(f"{store!r}: not a path ({e})") from None
+    if fmt == "json" and stat.S_ISDIR(mode):
+        raise BadInputError(f"{store}: is a directory, not a JSON store")
+    if fmt == "json" and not stat.S_ISREG(mode):
+        raise BadInputError(f"{store}: not a regular file")
+    if fmt == "parquet" and not stat.S_ISDIR(mode):
+        raise BadInputError(f"{store}: is a file, not a Parquet store (a directory)")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for p in (path, *path.parents):
+        try:
+            if p.exists() or p.is_symlink():
+                return p
+        except OSError:
+            continue
+    return Path(".")
+
+
+def _check_writable_dir(option: str, directory: Path, what: str) -> None:
+    """``directory`` (or the nearest existing one above it, where it would be made) is a
+    directory that accepts a new file: a probe file is made there and removed at once."""
+    import tempfile
+
+    base = _existing_ancestor(directory)
+    if not base.is_dir():
+        raise BadInputError(f"{option} {what}: {base} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".gcov-index-probe.", dir=base)
+    except OSError as e:
+        raise BadInputError(f"{option} {what}: cannot write in {base} ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _check_output(option: str, out: str, *, directory: bool = False) -> None:
+    """An output we will write: a name not too long, not an existing thing of the other kind
+    (a directory for a file, a file for a Parquet directory), in a writable directory."""
+    if not out.strip():
+        raise BadInputError(f"{option} {out!r}: give a file name")
+    path = Path(out.rstrip("/")).expanduser()
+    name = os.fsencode(path.name)
+    try:
+        limit = os.pathconf(_existing_ancestor(path.parent), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(name) > limit - NAME_MARGIN:
+        shown = path.parent / f"{path.name[:20]}...{path.suffix}"
+        raise BadInputError(f"{option} {shown}: file name too long ({len(name)} bytes; at most "
+                            f"{limit - NAME_MARGIN} here)")
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as e:
+        raise BadInputError(f"{option} {out}: cannot write it ({e.strerror})") from None
+    except ValueError as e:
+        raise BadInputError(f"{option} {out!r}: not a path ({e})") from None
+    if mode is not None and stat.S_ISDIR(mode) and not directory:
+        raise BadInputError(f"{option} {out}: is a directory")
+    if mode is not None and not stat.S_ISDIR(mode) and directory:
+        raise BadInputError(f"{option} {out}: is a file, not a Parquet store (a directory)")
+    _check_writable_dir(option, path.parent, out)
+
+
+def _check_cache_dir(given: str | None) -> None:
+    from .index.cache import default_cache_dir
+
+    directory = Path(given).expanduser() if given else default_cache_dir()
+    option = "--cache-dir" if given else "the cache directory"
+    if not given and os.environ.get("GCOV_INDEX_CACHE"):
+        option = "$GCOV_INDEX_CACHE"
+    try:
+        is_dir, exists = directory.is_dir(), directory.exists()
+    except OSError as e:
+        raise BadInputError(f"{option} {directory}: cannot use it ({e.strerror})") from None
+    if exists and not is_dir:
+        raise BadInputError(f"{option} {directory}: not a directory")
+    _check_writable_dir(option, directory if exists else directory.parent, str(directory))
 
 
 def cmd_search(args) -> int:
@@ -86,7 +299,6 @@ def cmd_search(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .errors import BadInputError
     from .store.build import build
     from .store.layout import store_format
 
@@ -95,14 +307,23 @@ def cmd_build(args) -> int:
     if not args.granules and not _has_search(args):
         raise BadInputError("nothing to index: give granules, @FILE, or a search "
                             "(--aoi, --start, --end, ...)")
-    store_format(args.out)  # a bad --out fails before the search
-    inputs = _search(args) if not args.granules else _read_inputs(args.granules)
+    # a bad --out or cache fails before the search and the scan
+    if not args.out.strip():
+        raise BadInputError("--out '': give the store's name, NAME.json or NAME.parquet")
+    _check_output("--out", args.out, directory=store_format(args.out) == "parquet")
+    if not args.no_cache and not args.dry_run:
+        _check_cache_dir(args.cache_dir)
+    if args.granules:
+        inputs, origin = _read_inputs(args.granules)
+        _check_granules(inputs, origin)
+    else:
+        inputs = _search(args)
     if args.dry_run:
         print(_dry_run(inputs, args.out), end="")
         return 0
     result = build(inputs, args.out, access=_access(args),
                    cache=not args.no_cache, cache_dir=args.cache_dir,
-                   workers=args.workers, progress=not args.quiet)
+                   workers=args.workers, progress=not args.quiet and _tty(sys.stderr))
     sel = result.selection
     print(f"wrote {result.store}: {len(sel.selected)} granules, {result.tree.n_refs} chunk "
           f"references ({result.scanned} scanned, {result.cached} from the cache)")
@@ -141,20 +362,82 @@ def cmd_subset(args) -> int:
         write_series,
     )
 
-    box = Box.parse(args.bbox, args.crs)
+    box = Box.parse(_bbox(args.bbox), args.crs)
+    _check_on_earth(box, args.bbox)
+    for v in args.var or []:
+        if not v.strip("/ "):
+            raise BadInputError(f"--var {v!r}: give a grid layer, e.g. frequencyA/HHHH")
+    for option, path in (("--out", args.out), ("--plot", args.plot)):
+        if path is not None:
+            _check_output(option, path)
     check_outputs(args.out, args.plot)
+    _check_store(args.store)
     series = subset(args.store, box, variables=args.var, stat=args.stat, db=args.db,
                     protocol=args.protocol, access=_access(args))
+    # files first, stdout last: a failed write leaves no half-answer on stdout
+    lines = []
     if args.out:
-        print(f"wrote {write_series(series, args.out)}: {series.sizes['time']} time steps")
-    else:
-        print(to_frame(series).to_csv(date_format="%Y-%m-%dT%H:%M:%S.%f"), end="")
+        args.written.append(str(write_series(series, args.out)))
+        lines.append(f"wrote {args.out}: {series.sizes['time']} time steps")
     if args.plot:
-        print(f"wrote {plot_series(series, args.plot)}")
+        args.written.append(str(plot_series(series, args.plot)))
+        lines.append(f"wrote {args.plot}")
+    if not args.out:
+        print(to_frame(series).to_csv(date_format="%Y-%m-%dT%H:%M:%S.%f"), end="")
+    for line in lines:
+        print(line)
     return 0
 
 
+_NUMBER = re.compile(r"[\s,]+")
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    """``MINX MINY MAXX MAXY`` (spaces or commas): four finite numbers, min < max."""
+    import math
+
+    parts = [p for p in _NUMBER.split(text.strip()) if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise BadInputError(f"--bbox {text!r}: give four numbers, MINX MINY MAXX MAXY")
+    if not all(math.isfinite(v) for v in values):
+        raise BadInputError(f"--bbox {text}: the numbers must be finite")
+    minx, miny, maxx, maxy = values
+    if not (minx < maxx and miny < maxy):
+        raise BadInputError(f"--bbox {text}: MINX < MAXX and MINY < MAXY are needed")
+    return minx, miny, maxx, maxy
+
+
+def _check_on_earth(box, text: str) -> None:
+    """The box in its CRS must be a place on Earth (longitude -180..180, latitude -90..90
+    once in EPSG:4326): a projected box of lat/lon numbers, or a latitude of 95, is refused
+    here rather than met as NaN inside the clip."""
+    import math
+
+    from pyproj import CRS, Transformer
+
+    crs = CRS.from_user_input(box.crs)
+    if crs.is_geographic:
+        lon0, lat0, lon1, lat1 = box.minx, box.miny, box.maxx, box.maxy
+    else:
+        try:
+            t = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+            lon0, lat0, lon1, lat1 = t.transform_bounds(box.minx, box.miny, box.maxx, box.maxy)
+        except Exception:
+            lon0 = lat0 = lon1 = lat1 = math.inf
+    ok = all(math.isfinite(v) for v in (lon0, lat0, lon1, lat1))
+    if not ok or lon0 < -180 or lon1 > 180 or lat0 < -90 or lat1 > 90:
+        where = (f"longitude {lon0:g}..{lon1:g}, latitude {lat0:g}..{lat1:g}" if ok else
+                 "no place on Earth")
+        raise BadInputError(f"--bbox {text} (--crs {box.crs}): not a place on Earth ({where}; "
+                            "longitude must be -180..180 and latitude -90..90)")
+
+
 def cmd_validate(args) -> int:
+    _check_store(args.store)
     from .read.validate import validate
 
     report = validate(args.store, sample=args.sample, seed=args.seed, protocol=args.protocol,
@@ -165,6 +448,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_info(args) -> int:
+    _check_store(args.store)
     from .read.info import store_info
 
     print(store_info(args.store).text())
@@ -172,17 +456,18 @@ def cmd_info(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gcov-index", description="Index NISAR L2 GCOV granules "
+    p = _Parser(prog="gcov-index", description="Index NISAR L2 GCOV granules "
                                 "into one time-stacked virtual Zarr store.")
     p.add_argument("--version", action="version", version=f"gcov-index {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar=COMMAND_METAVAR)
     b = sub.add_parser("build", help="scan granules and write one reference store")
     b.add_argument("granules", nargs="*", metavar="GRANULE",
                    help="paths, s3:// or https:// URLs, or @FILE listing them; or search "
                    "with the options below")
     b.add_argument("--out", required=True, help="NAME.json or NAME.parquet")
     b.add_argument("--dry-run", action="store_true", help="list what would be indexed, and stop")
-    b.add_argument("--workers", type=int, default=4, help="granules scanned at once (4)")
+    b.add_argument("--workers", type=_int_at_least(1), default=4,
+                   help="granules scanned at once (4)")
     b.add_argument("--cache-dir", help="manifest cache (default ~/.cache/gcov-index)")
     b.add_argument("--no-cache", action="store_true", help="scan again, cache nothing")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -197,7 +482,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_search)
     t = sub.add_parser("subset", help="time series of a statistic over a bounding box")
     t.add_argument("store")
-    t.add_argument("--bbox", nargs=4, required=True, metavar=("MINX", "MINY", "MAXX", "MAXY"))
+    t.add_argument("--bbox", required=True, metavar="MINX MINY MAXX MAXY",
+                   help="four numbers, in the CRS of --crs (commas also work)")
     t.add_argument("--crs", default="EPSG:4326", help="CRS of the bbox (EPSG:4326)")
     t.add_argument("--var", action="append", help="grid layer, e.g. frequencyA/HHHH (the "
                    "default); repeat for more")
@@ -212,8 +498,10 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="compare sampled chunks with the sources, bit for "
                        "bit, and check that no source changed")
     v.add_argument("store")
-    v.add_argument("--sample", type=int, default=4, help="chunks checked per granule (4)")
-    v.add_argument("--seed", type=int, default=0, help="which chunks are sampled (0)")
+    v.add_argument("--sample", type=_int_at_least(0), default=4,
+                   help="chunks checked per granule (4)")
+    v.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="which chunks are sampled (0)")
     v.add_argument("--protocol", choices=("s3", "https"),
                    help="read chunks and sources over S3 or HTTPS whatever the store holds")
     _access_options(v)
@@ -225,25 +513,152 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _glue_values(argv: list[str]) -> list[str]:
-    """``--aoi -118,36,-117,37`` would read as an option; glue it as ``--aoi=-118,...``."""
-    out, it = [], iter(argv)
-    for a in it:
+    """Values that argparse would take for options: ``--aoi -118,36,-117,37`` is glued as
+    ``--aoi=-118,...``, and ``--bbox -inf 36 -117 37`` as ``--bbox=-inf 36 -117 37`` (the
+    tokens after --bbox up to four numbers, spaces or commas between them)."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
         if a in ("--aoi", "--intersects-with"):
-            a = f"--aoi={next(it, '')}"
+            a = f"--aoi={argv[i] if i < len(argv) else ''}"
+            i += 1
+        elif a == "--bbox":
+            values: list[str] = []
+            while i < len(argv) and len(values) < 4 and not argv[i].startswith("--"):
+                values += [v for v in _NUMBER.split(argv[i].strip()) if v] or [argv[i]]
+                i += 1
+            a = "--bbox=" + " ".join(values)
         out.append(a)
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(_glue_values(sys.argv[1:] if argv is None else argv))
+def _interrupted(e: BaseException) -> bool:
+    """A Ctrl-C, also when a library wrapped it in its own exception."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+class _Quiet:
+    """Only our one line on stderr: libraries' warnings and log records (asyncio's "Task was
+    destroyed", "Future exception was never retrieved") and "Exception ignored in" reports are
+    dropped while a command runs, unless GCOV_INDEX_DEBUG is set."""
+
+    def __init__(self, debug: bool):
+        self.debug = debug
+
+    def __enter__(self):
+        import logging
+        import warnings
+
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        if not self.debug:
+            warnings.simplefilter("ignore")
+            self._disabled = logging.root.manager.disable
+            logging.disable(logging.CRITICAL)
+            self._hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        if not self.debug:
+            logging.disable(self._disabled)
+            sys.unraisablehook = self._hook
+        self._warnings.__exit__(*exc)
+        return False
+
+
+def _tty(stream) -> bool:
     try:
-        return args.func(args)
-    except GcovIndexError as e:
-        print(f"gcov-index: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("gcov-index: interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _say(message: str) -> None:
+    """The one line; on a terminal it replaces what a progress bar left on the line."""
+    clear = "\r\033[K" if _tty(sys.stderr) else ""
+    print(f"{clear}gcov-index: error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit code; every failure is one line on stderr."""
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    args = None
+    with _Quiet(debug):
+        try:
+            handler = signal.getsignal(signal.SIGINT)
+            if getattr(handler, "gcov_index_startup", False):  # run() set it: ours from here
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            argv = sys.argv[1:] if argv is None else argv
+            if argv and argv[0].startswith("-") and argv[0] != "-h" \
+                    and not argv[0].startswith(("--help", "--version")):
+                raise BadInputError(f"unknown option {argv[0]}: give a command first, one of "
+                                    f"{', '.join(COMMANDS)} (see 'gcov-index --help')")
+            try:
+                args = parser().parse_args(_glue_values(argv))
+            except SystemExit as e:  # --help, --version: printed, done
+                return e.code if isinstance(e.code, int) else 0
+            args.written = []  # outputs complete so far, for the line of an interruption
+            return args.func(args)
+        except GcovIndexError as e:
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            _say(e)
+            return e.exit_code
+        except KeyboardInterrupt:
+            _say(_interruption(args))
+            return 130
+        except BrokenPipeError:  # the reader of stdout went away (| head): nothing to say
+            _stdout_to_devnull()
+            return 141
+        except Exception as e:
+            if _interrupted(e):
+                _say(_interruption(args))
+                return 130
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            return _unexpected(e, args)
+
+
+def _interruption(args) -> str:
+    written = getattr(args, "written", None)
+    return (f"interrupted after writing {', '.join(written)}" if written else
+            "interrupted; nothing was written")
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _unexpected(e: Exception, args) -> int:
+    """One line for what no check foresaw: a file we could not read or write is bad input
+    (2), a lost connection unreachable (3), anything else a bug (1)."""
+    subject = next((getattr(args, k) for k in ("store", "out") if getattr(args, k, None)), None)
+    where = f"{args.command} {subject}: " if subject else ""
+    if isinstance(e, (ConnectionError, TimeoutError)):
+        _say(f"{where}unreachable ({type(e).__name__}: {first_line(e)})")
+        return 3
+    if isinstance(e, OSError) and e.filename is not None:
+        _say(f"{where}{e.filename}: {e.strerror or first_line(e)}")
+        return 2
+    _say(f"{where}unexpected {type(e).__name__}: {first_line(e)} (a bug; {DEBUG_ENV}=1 "
+         "shows the traceback)")
+    return 1
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ POLARIZATION_CODES = frozenset(POLARIZATIONS)
 
 def file_name(url_or_path: str) -> str:
     """The file name at the end of a path or URL (query and host left out)."""
-    path = urlparse(url_or_path).path if "://" in url_or_path else url_or_path
+    local = url_or_path.startswith("file://") or "://" not in url_or_path  # '#', '?' are names
+    path = url_or_path.removeprefix("file://") if local else urlparse(url_or_path).path
     return PurePosixPath(path.replace("\\", "/")).name
 
 
@@ -134,6 +135,6 @@ class Granule:
 
 def is_data_granule(url_or_name: str) -> bool:
     """True for a GCOV ``.h5`` data granule; False for QA_STATS, browse images and the rest."""
-    if not _stem(url_or_name) or not str(url_or_name).lower().split("?")[0].endswith(".h5"):
+    if not file_name(url_or_name).lower().endswith(".h5"):  # a URL's query left out
         return False
     return _NAME.match(_stem(url_or_name)) is not None

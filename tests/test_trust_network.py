@@ -203,7 +203,7 @@ def test_a_redirecting_credentials_endpoint_is_not_followed(archive, stack, snif
         access = Access(endpoints=archive.endpoints.with_(
             s3_credentials_url=f"{r.url}/s3credentials"), token=archive.token)
         before = len(sniffer.seen)
-        with pytest.raises(AuthError, match=r"not accepted \(HTTP 302, redirected to 127\.0\.0\.2"):
+        with pytest.raises(AuthError, match=r"redirected to 127\.0\.0\.2 \(HTTP 302, not followed"):
             build([archive.s3_url(stack["paths"][0].name)], tmp_path / "s.json", access=access,
                   cache=False)
         assert len(r.seen) == 1 and len(sniffer.seen) == before

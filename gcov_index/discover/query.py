@@ -8,6 +8,7 @@ longitude/latitude), so that the query saved in a store repeats the same search 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 from dataclasses import asdict, dataclass
@@ -15,12 +16,23 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 
 from .._time import iso_utc, utc
-from ..errors import BadInputError
+from ..errors import BadInputError, first_line
 
 DIRECTIONS = {"A": "ASCENDING", "ASC": "ASCENDING", "ASCENDING": "ASCENDING",
               "D": "DESCENDING", "DESC": "DESCENDING", "DESCENDING": "DESCENDING"}
 PRODUCTIONS = ("PR", "UR")
 _BBOX = re.compile(r"^\s*(-?[\d.]+(?:e-?\d+)?\s*,\s*){3}-?[\d.]+(?:e-?\d+)?\s*$", re.I)
+# a WKT geometry starts with its type: POLYGON ((...)), MULTIPOLYGON Z (...), POINT EMPTY, ...
+_WKT = re.compile(r"^\s*(SRID=\d+;\s*)?[A-Z]+(\s+(Z|M|ZM))?\s*(\(|EMPTY\b)", re.I)
+
+
+def _is_file(text: str) -> bool:
+    """``Path(text)`` is a file or directory; False for what cannot be a file name (too long,
+    a NUL)."""
+    try:
+        return Path(text).expanduser().exists()
+    except (OSError, ValueError):
+        return False
 
 
 def parse_aoi(text: str) -> str:
@@ -28,8 +40,7 @@ def parse_aoi(text: str) -> str:
     returns the WKT of the area in longitude/latitude."""
     from shapely import wkt
     from shapely.errors import ShapelyError
-    from shapely.geometry import box, shape
-    from shapely.ops import unary_union
+    from shapely.geometry import box
 
     text = text.strip()
     if not text:
@@ -40,27 +51,14 @@ def parse_aoi(text: str) -> str:
         except ValueError:
             raise BadInputError(f"--aoi {text}: a bbox is four numbers, minx,miny,maxx,maxy") \
                 from None
+        if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+            raise BadInputError(f"--aoi {text}: a bbox is four finite numbers")
         if not (minx < maxx and miny < maxy):
             raise BadInputError(f"--aoi {text}: a bbox is minx,miny,maxx,maxy with min < max")
         geom = box(minx, miny, maxx, maxy)
-    elif text.lower().endswith((".geojson", ".json")) or Path(text).is_file():
-        try:
-            doc = json.loads(Path(text).read_text())
-        except OSError as e:
-            raise BadInputError(f"--aoi {text}: cannot read the GeoJSON file ({e.strerror})") from None
-        except ValueError as e:
-            raise BadInputError(f"--aoi {text}: not GeoJSON ({e})") from None
-        if not isinstance(doc, dict):
-            raise BadInputError(f"--aoi {text}: not GeoJSON (a JSON {type(doc).__name__})")
-        geoms = [f.get("geometry") for f in doc.get("features", [])] if doc.get(
-            "type") == "FeatureCollection" else [doc.get("geometry") if doc.get(
-                "type") == "Feature" else doc]
-        try:
-            geom = unary_union([shape(g) for g in geoms if g])
-        except (ShapelyError, KeyError, TypeError, ValueError, AttributeError) as e:
-            raise BadInputError(f"--aoi {text}: not a GeoJSON geometry ({e})") from None
-        if geom.is_empty:
-            raise BadInputError(f"--aoi {text}: the GeoJSON holds no geometry")
+    elif not _WKT.match(text) and (text.lower().endswith((".geojson", ".json"))
+                                   or _is_file(text)):
+        geom = _geojson(text)
     else:
         try:
             geom = wkt.loads(text)
@@ -79,8 +77,42 @@ def parse_aoi(text: str) -> str:
     return geom.wkt
 
 
-def _short(text: str, n: int = 60) -> str:
-    return repr(text if len(text) <= n else text[: n - 3] + "...")
+def _geojson(name: str):
+    """The union of the geometries in a GeoJSON file (a geometry, Feature or collection)."""
+    from shapely.errors import ShapelyError
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    path = Path(name).expanduser()
+    try:
+        if path.is_dir():
+            raise BadInputError(f"--aoi {name}: is a directory, not a GeoJSON file")
+        doc = json.loads(path.read_bytes().decode())
+    except OSError as e:
+        raise BadInputError(f"--aoi {name}: cannot read the GeoJSON file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise BadInputError(f"--aoi {name}: not GeoJSON (not UTF-8 text)") from None
+    except ValueError as e:
+        raise BadInputError(f"--aoi {name}: not GeoJSON ({first_line(e)})") from None
+    if not isinstance(doc, dict):
+        raise BadInputError(f"--aoi {name}: not GeoJSON (a JSON {type(doc).__name__}, not an "
+                            "object)")
+    try:
+        kind = doc.get("type")
+        geoms = ([f.get("geometry") for f in doc.get("features") or []]
+                 if kind == "FeatureCollection" else
+                 [doc.get("geometry")] if kind == "Feature" else [doc])
+        geom = unary_union([shape(g) for g in geoms if g])
+    except (ShapelyError, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise BadInputError(f"--aoi {name}: not a GeoJSON geometry ({first_line(e)})") from None
+    if geom.is_empty:
+        raise BadInputError(f"--aoi {name}: the GeoJSON holds no geometry")
+    return geom
+
+
+def _short(text: str, n: int = 60, whole: int = 200) -> str:
+    """The input quoted: whole up to ``whole`` characters (a file name), else cut to ``n``."""
+    return repr(text if len(text) <= whole else text[: n - 3] + "...")
 
 
 def parse_time(text: str | datetime | None, option: str, *, end: bool = False) -> datetime | None:
@@ -98,7 +130,10 @@ def parse_time(text: str | datetime | None, option: str, *, end: bool = False) -
                                 "(use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)") from None
         if end and re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", text.strip()):
             t = datetime.combine(t.date(), time.max)
-    return utc(t)
+    try:
+        return utc(t)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise BadInputError(f"{option} {text!s}: out of the range of dates") from None
 
 
 @dataclass(frozen=True)

@@ -192,12 +192,13 @@ def is_local(url: str) -> bool:
 
 
 def local_path(url: str) -> Path:
-    return Path(urlparse(url).path if url.startswith("file://") else url).expanduser().resolve()
+    return Path(url.removeprefix("file://")).expanduser().resolve()  # not %-decoded: as fsspec
 
 
 def canonical_url(url: str) -> str:
-    """Local paths become absolute ``file://`` URLs; remote URLs are kept as given."""
-    return local_path(url).as_uri() if is_local(url) else url
+    """Local paths become absolute ``file://`` URLs, the path as is (not %-encoded: fsspec, which
+    reads the store, takes ``file://a b/100%`` literally); remote URLs are kept as given."""
+    return f"file://{local_path(url).as_posix()}" if is_local(url) else url
 
 
 class SourceReader(BlockStoreReader):

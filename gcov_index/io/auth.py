@@ -145,8 +145,8 @@ def fetch_s3_credentials(url: str, token: str | None,
         raise AuthError(f"{url}: the Earthdata token was rejected (HTTP {r.status_code})")
     if r.is_redirect:  # the real endpoint sends a bad token to the login page
         where = requests.utils.urlparse(r.headers.get("Location", "")).hostname or "elsewhere"
-        raise AuthError(f"{url}: the Earthdata token was not accepted (HTTP {r.status_code}, "
-                        f"redirected to {where}; not followed)")
+        raise AuthError(f"{url}: redirected to {where} (HTTP {r.status_code}, not followed; a "
+                        "login page? the Earthdata token was not accepted)")
     if not r.ok:
         raise AccessError(f"{url}: credentials endpoint answered HTTP {r.status_code}")
     try:

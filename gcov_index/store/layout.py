@@ -45,9 +45,12 @@ def open_refs(store: str | Path) -> dict | str:
         return str(path)
     try:
         with open(path) as f:
-            return json.load(f)
+            doc = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadInputError(f"{store}: not a kerchunk JSON reference store") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("refs", {}), dict):  # [], null, ...
+        raise BadInputError(f"{store}: not a kerchunk JSON reference store (no refs object)")
+    return doc
 
 
 def reference_filesystem(fo: dict | str, remote_fs):
