@@ -375,6 +375,7 @@ def cmd_subset(args) -> int:
     series = subset(args.store, box, variables=args.var, stat=args.stat, db=args.db,
                     protocol=args.protocol, access=_access(args))
     # files first, stdout last: a failed write leaves no half-answer on stdout
+    stop_if_interrupted()
     lines = []
     if args.out:
         args.written.append(str(write_series(series, args.out)))
@@ -595,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             handler = signal.getsignal(signal.SIGINT)
             if getattr(handler, "gcov_index_startup", False):  # run() set it: ours from here
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                _SIGINT.received = False
+                signal.signal(signal.SIGINT, _on_sigint)
             argv = sys.argv[1:] if argv is None else argv
             if argv and argv[0].startswith("-") and argv[0] != "-h" \
                     and not argv[0].startswith(("--help", "--version")):
@@ -606,7 +608,9 @@ def main(argv: list[str] | None = None) -> int:
             except SystemExit as e:  # --help, --version: printed, done
                 return e.code if isinstance(e.code, int) else 0
             args.written = []  # outputs complete so far, for the line of an interruption
-            return args.func(args)
+            code = args.func(args)
+            stop_if_interrupted()  # a Ctrl-C that a library swallowed still ends the command
+            return code
         except GcovIndexError as e:
             if debug:
                 import traceback
@@ -629,6 +633,23 @@ def main(argv: list[str] | None = None) -> int:
 
                 traceback.print_exc()
             return _unexpected(e, args)
+
+
+class _SIGINT:
+    received = False
+
+
+def _on_sigint(signum, frame):
+    """Ctrl-C: remembered, then raised. A library may swallow the KeyboardInterrupt (a bare
+    ``except:`` around an optional import, say); the command checks the flag before it writes
+    anything, and main checks it at the end, so a Ctrl-C is never lost."""
+    _SIGINT.received = True
+    raise KeyboardInterrupt
+
+
+def stop_if_interrupted() -> None:
+    if _SIGINT.received:
+        raise KeyboardInterrupt
 
 
 def _interruption(args) -> str:
