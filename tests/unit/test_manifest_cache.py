@@ -193,7 +193,7 @@ def test_cache_entries_hold_the_url_and_no_secret(tmp_path, monkeypatch):
     assert "SECRET" not in text
     d = json.loads(text)
     assert set(d) == {"version", "url", "granule", "fingerprint", "start_time", "root_attrs",
-                      "groups", "arrays"}
+                      "groups", "arrays", "sha256"}
     assert d["url"] == m.url and "?" not in d["url"]
     assert set(d["fingerprint"]) == {"size", "etag", "mtime"}
     lowered = text.lower()
