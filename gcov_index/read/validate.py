@@ -206,8 +206,7 @@ def _references(handle: StoreHandle, granules, reachable: dict, access: Access,
     with ThreadPoolExecutor(max_workers=4) as pool:
         for t, g, m in pool.map(rescan, todo):
             if isinstance(m, GcovIndexError):
-                report.unreachable.append(Finding(g["granuleId"], f"chunk index not read "
-                                                  f"({first_line(m)})"))
+                report.unreachable.append(Finding(g["granuleId"], f"chunk index not read ({m})"))
                 continue
             expected = _expected_refs(m, t, meta)
             report.refs_checked += len(expected)

@@ -330,9 +330,10 @@ def _parquet_array_refs(h: StoreHandle, array: str) -> dict[str, Any]:
     for record in range(math.ceil(n / size)):
         path = Path(h.fo) / array / f"refs.{record}.parq"
         batch = list(itertools.islice(keys, size))
-        if not path.exists():
-            continue  # no reference in this record (or the file is gone: problems() says)
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except Exception:  # no reference in this record, or a file gone or damaged (problems()
+            continue  # says which from the record)
         for key, url, off, length, raw in zip(batch, df["path"], df["offset"], df["size"],
                                               df["raw"] if "raw" in df else itertools.repeat(None),
                                               strict=False):
@@ -352,13 +353,12 @@ def _pin(name: str, path: Path) -> tuple[Path, int | None]:
         try:
             fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            if path.is_symlink() and attempt < 49:
-                time.sleep(0.001 * attempt)
+            if os.path.realpath(path) != str(real):
                 continue  # swapped and pruned between resolving and opening: resolve again
-            target = os.readlink(path) if path.is_symlink() else None
-            if target is not None:
-                raise ValidationError(f"{name}: damaged store: a link to {target}, which is "
-                                      "missing (copy a Parquet store with cp -rL)") from None
+            if path.is_symlink():
+                raise ValidationError(f"{name}: damaged store: a link to {os.readlink(path)}, "
+                                      "which is missing (copy a Parquet store with cp -rL)"
+                                      ) from None
             raise AccessError(f"{name}: no such store") from None
         except NotADirectoryError:
             raise BadInputError(f"{name}: a file, not a kerchunk Parquet reference store "
