@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..product import GRIDS
-from ..store.layout import open_handle
+from ..store.layout import opened
 
 
 @dataclass
@@ -52,7 +52,7 @@ class StoreInfo:
 
 
 def store_info(store: str | Path) -> StoreInfo:
-    with open_handle(store) as handle:  # one version, checked: a damaged store is refused
+    with opened(store) as handle:  # one version, checked: a damaged store is refused
         meta, attrs, record = handle.meta, handle.attrs, handle.record
     grids = {}
     for key in sorted(meta):
@@ -69,9 +69,10 @@ def store_info(store: str | Path) -> StoreInfo:
         epsg = meta.get(f"{path}/projection/.zattrs", {}).get("epsg_code")
         grids[path.rsplit("frequency", 1)[-1]] = {"shape": shape, "epsg": epsg, "variables": layers}
     known = {"granules", "superseded", "n_chunk_refs", "n_bytes_referenced", "integrity"}
-    info = StoreInfo(store=str(store), granules=attrs["granules"], superseded=attrs["superseded"],
-                     grids=grids, n_chunk_refs=attrs["n_chunk_refs"],
-                     n_bytes_referenced=attrs["n_bytes_referenced"],
+    info = StoreInfo(store=str(store), granules=attrs["granules"],
+                     superseded=attrs.get("superseded") or [], grids=grids,
+                     n_chunk_refs=attrs.get("n_chunk_refs", 0),
+                     n_bytes_referenced=attrs.get("n_bytes_referenced", 0),
                      extra={k: v for k, v in attrs.items() if k not in known})
     if record is not None:
         arrays = record.get("arrays", {})

@@ -19,7 +19,7 @@ import xarray as xr
 from ..errors import BadInputError
 from ..io.access import Access, remote_error
 from ..product import GRIDS
-from ..store.layout import open_handle
+from ..store.layout import opened
 from ..store.write import atomic_file
 from .open import open_store
 
@@ -77,26 +77,28 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
         raise BadInputError(f"--stat {stat!r}: use one of {', '.join(STATS)}")
     access = access or Access.from_env()
     layers = _layer_names(variables)
-    # One open: one version of the store (a Parquet store's link is resolved once, and that
-    # version pinned), checked against its integrity record, every grid from the same tree.
-    with open_handle(store) as handle:
-        tree = open_store(handle, group=GRIDS, protocol=protocol, access=access)
-        available = [f"{f}/{v}" for f, node in tree.children.items()
-                     for v, da in node.dataset.data_vars.items() if da.ndim == 3]
+    freqs = list(dict.fromkeys(freq for freq, _ in layers))
+    # One open: one version of the store (a Parquet store's link resolved once and that version
+    # pinned, a JSON store parsed once), checked against its integrity record; the grid group
+    # of the one frequency asked for, or all grids at once.
+    with opened(store) as handle:
+        group = f"{GRIDS}/{freqs[0]}" if len(freqs) == 1 else GRIDS
+        tree = (open_store(handle, group=group, protocol=protocol, access=access)
+                if f"{group}/.zgroup" in handle.meta else None)
+        grids = {freqs[0]: tree} if len(freqs) == 1 else dict(tree.children) if tree else {}
         clipped: dict[str, xr.DataArray] = {}
         for freq, name in layers:
-            if freq not in tree.children:
+            if freq not in grids:
                 raise BadInputError(f"{store}: no grid {freq!r} (variables: "
-                                    f"{', '.join(available)})")
-            ds = tree[freq].dataset
+                                    f"{', '.join(_available(handle, protocol, access))})")
+            ds = grids[freq].dataset
             if name not in ds.data_vars or ds[name].ndim != 3:
                 raise BadInputError(f"{store}: no grid layer {freq}/{name} (variables: "
-                                    f"{', '.join(available)})")
+                                    f"{', '.join(_available(handle, protocol, access))})")
             clipped[f"{freq}/{name}"] = _clip(ds[name], box, stat, db)  # checks, reads nothing
         with ThreadPoolExecutor(max_workers=len(clipped)) as pool:  # layers read together too
             values = list(pool.map(lambda item: _read(store, *item), clipped.items()))
-        first = tree[layers[0][0]].dataset
-        granule_ids = first["granuleId"].values.astype(str)
+        granule_ids = grids[freqs[0]].dataset["granuleId"].values.astype(str)
     out = {key: _statistic(v, da, stat, db) for (key, da), v in zip(clipped.items(), values,
                                                                    strict=True)}
     result = xr.Dataset({k.replace("/", "_"): v for k, v in out.items()},
@@ -107,6 +109,12 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
                          "units": "dB" if db else "linear power (gamma0)",
                          "source": "gcov-index subset"})
     return result
+
+
+def _available(handle, protocol, access) -> list[str]:
+    tree = open_store(handle, group=GRIDS, protocol=protocol, access=access)
+    return [f"{f}/{v}" for f, node in tree.children.items()
+            for v, da in node.dataset.data_vars.items() if da.ndim == 3]
 
 
 def _clip(da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray:

@@ -45,7 +45,7 @@ from ..index.manifest import GranuleManifest
 from ..index.scan import scan
 from ..io.access import Access, open_reader, remote_error
 from ..io.fingerprint import Fingerprint, fingerprint
-from ..store.layout import StoreHandle, array_paths, open_handle
+from ..store.layout import StoreHandle, array_paths, opened
 from .open import protocol_rewriter, zarr_store
 
 STACK_DIMS = ("time", "zeroDopplerStartTime")
@@ -113,7 +113,7 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
     if sample < 0:
         raise BadInputError(f"--sample {sample}: give 0 (fingerprints only) or more chunks")
     access = access or Access.from_env()
-    with open_handle(store, verify=False) as handle:  # one version; damage is reported below
+    with opened(store, verify=False) as handle:  # one version; damage is reported below
         granules = handle.attrs["granules"]
         rewrite = (protocol_rewriter(access, protocol, store, [g["url"] for g in granules])
                    if protocol else None)
@@ -161,7 +161,12 @@ def _fingerprints(granules, rewrite, access: Access, report: ValidationReport) -
                 target.append(Finding(g["granuleId"], f"source unreachable ({now})"))
                 continue
             keys = ("size",) if url != g["url"] else ("size", "etag", "mtime")
-            changed = Fingerprint.from_dict(g["fingerprint"]).changes(now, keys)
+            try:
+                then = Fingerprint.from_dict(g["fingerprint"])
+            except (KeyError, TypeError, ValueError):
+                report.findings.append(Finding(g["granuleId"], "no fingerprint in the store"))
+                continue
+            changed = then.changes(now, keys)
             if changed:
                 report.findings.append(Finding(g["granuleId"], "source changed since indexing ("
                                                + "; ".join(changed) + ")"))

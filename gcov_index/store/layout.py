@@ -28,7 +28,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,11 @@ def dumps_json_attrs(d: dict) -> str:
 
 
 def store_format(path: str | Path) -> str:
-    suffix = Path(str(path).rstrip("/")).suffix.lower()
+    p = Path(str(path).rstrip("/"))
+    suffix = p.suffix.lower()
+    if re.fullmatch(r"\.v\d+", suffix) and p.name.startswith(".") and \
+            Path(p.stem).suffix.lower() == ".parquet":
+        return "parquet"  # one version of a Parquet store, opened by its folder's name
     if suffix not in FORMATS:
         raise BadInputError(f"{path}: unknown store format {suffix or '(no suffix)'!r}; "
                             "name it NAME.json or NAME.parquet")
@@ -207,7 +211,14 @@ class StoreHandle:
         if not isinstance(attrs, dict) or not isinstance(attrs.get(STORE_ATTR), dict):
             raise BadInputError(f"{self.name}: not a gcov-index store (no '{STORE_ATTR}' root "
                                 "attribute)")
-        return attrs[STORE_ATTR]
+        gi = attrs[STORE_ATTR]
+        granules = gi.get("granules")
+        if not isinstance(granules, list) or not granules or not all(
+                isinstance(g, dict) and all(isinstance(g.get(k), str) for k in (
+                    "url", "granuleId", "time")) for g in granules):
+            raise BadInputError(f"{self.name}: not a gcov-index store (its '{STORE_ATTR}' root "
+                                "attribute lists no granules)")
+        return gi
 
     @property
     def record(self) -> dict | None:
@@ -389,6 +400,18 @@ def open_handle(store: str | Path | StoreHandle, *, verify: bool = True) -> Stor
     fmt = store_format(path)
     handle = _open_json(name, path) if fmt == "json" else _open_parquet(name, path)
     return handle.verify() if verify else handle
+
+
+@contextlib.contextmanager
+def opened(store: str | Path | StoreHandle, *, verify: bool = True) -> Iterator[StoreHandle]:
+    """:func:`open_handle` for one block: the handle (and its pin) let go at the end, unless the
+    caller passed a handle of its own."""
+    handle = open_handle(store, verify=verify)
+    try:
+        yield handle
+    finally:
+        if handle is not store:
+            handle.close()
 
 
 def _open_json(name: str, path: Path) -> StoreHandle:

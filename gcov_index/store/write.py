@@ -322,6 +322,9 @@ def claim(out: str | Path) -> Iterator[Claim]:
     """Hold ``out`` for one build (see :class:`Claim`); a second build of it is refused."""
     out = Path(out)
     fmt = store_format(out)
+    if out.suffix.lower() not in (".json", ".parquet"):
+        raise BadInputError(f"--out {out}: one version of a Parquet store, which is never "
+                            "written again; give the store's name, NAME.parquet")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
