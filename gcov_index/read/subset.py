@@ -85,7 +85,10 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
         group = f"{GRIDS}/{freqs[0]}" if len(freqs) == 1 else GRIDS
         tree = (open_store(handle, group=group, protocol=protocol, access=access)
                 if f"{group}/.zgroup" in handle.meta else None)
-        grids = {freqs[0]: tree} if len(freqs) == 1 else dict(tree.children) if tree else {}
+        if tree is None:
+            grids = {}
+        else:
+            grids = {freqs[0]: tree} if len(freqs) == 1 else dict(tree.children)
         clipped: dict[str, xr.DataArray] = {}
         for freq, name in layers:
             if freq not in grids:
