@@ -584,10 +584,20 @@ def test_a_store_written_before_versions_is_swapped_in_one_step(trees, local, tm
     out = tmp_path / "s.parquet"
     make_legacy(out, trees["A"][0])
     old_files = listing(out)
+    reading = open_store(out, group=f"{GRIDS}/frequencyA", access=Access())  # a reader on it
     write_store(trees["B"][0], out)
     assert out.is_symlink() and read_back(out, local) == local["ids_B"]
     previous = tmp_path / ".s.parquet.v1"  # the old folder, kept as the previous version
     assert listing(previous) == old_files and os.readlink(out) == ".s.parquet.v2"
+    # the reader goes on reading the folder it opened, moved aside (Linux: by its descriptor)
+    assert reading["granuleId"].values.tolist() == local["ids_A"]
+    hhhh = reading["HHHH"].sel(yCoordinates=slice(None, None, 50),
+                               xCoordinates=slice(None, None, 50)).values  # lazy refs: now
+    assert hhhh.shape[0] == 2 and np.isfinite(hhhh).any()
+    assert np.array_equal(hhhh, open_store(previous, group=f"{GRIDS}/frequencyA",
+                                           access=Access())["HHHH"].sel(
+        yCoordinates=slice(None, None, 50), xCoordinates=slice(None, None, 50)).values,
+        equal_nan=True)
 
 
 # ---------------------------------------------------------------------------------------------

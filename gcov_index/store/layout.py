@@ -187,6 +187,8 @@ class StoreHandle:
         self._parquet_refs: dict[str, dict] = {}
 
     def close(self) -> None:
+        """Let the version go (a build may then delete it): reads through trees opened from
+        this handle must be over."""
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
@@ -447,8 +449,16 @@ def _open_parquet(name: str, path: Path) -> StoreHandle:
     if not os.path.lexists(path):
         raise AccessError(f"{name}: no such store")
     real, fd = _pin(name, path)
+    root = str(real)
+    if fd is not None and not re.fullmatch(r"\..+\.parquet\.v\d+", real.name):
+        # a plain folder (written by an older gcov-index, or a copy): a build replacing it
+        # moves it aside, so read it through its descriptor, which follows it (Linux)
+        by_fd = f"/proc/self/fd/{fd}"
+        with contextlib.suppress(OSError):
+            if os.path.samefile(by_fd, real):
+                root = by_fd
     try:
-        met = json.loads((real / ".zmetadata").read_bytes())
+        met = json.loads((Path(root) / ".zmetadata").read_bytes())
         meta, record_size = met["metadata"], met.get("record_size")
         if not isinstance(meta, dict):
             raise TypeError
@@ -456,7 +466,7 @@ def _open_parquet(name: str, path: Path) -> StoreHandle:
         if fd is not None:
             os.close(fd)
         raise BadInputError(f"{name}: not a kerchunk Parquet reference store") from None
-    return StoreHandle(name, real, "parquet", str(real), meta, record_size, fd)
+    return StoreHandle(name, real, "parquet", root, meta, record_size, fd)
 
 
 # -- the functions earlier callers use ------------------------------------------------------------
