@@ -434,6 +434,10 @@ DAMAGE = {
 }
 
 
+VALIDATE_TOO = {"parquet: HHHH refs file deleted", "parquet: the version folder gone",
+                "json: an offset changed"}
+
+
 @pytest.mark.parametrize("case", list(DAMAGE))
 def test_a_damaged_store_is_refused(built, tmp_path, capsys, case):
     fmt, damage, what = DAMAGE[case]
@@ -445,6 +449,8 @@ def test_a_damaged_store_is_refused(built, tmp_path, capsys, case):
     one_line(capsys, main(["info", str(store)]), 6, what)
     with pytest.raises(ValidationError, match="damaged store"):
         open_store(store, access=Access())
+    if case not in VALIDATE_TOO:  # validate reads every source again: three cases suffice
+        return
     rc = main(["validate", str(store), "--sample", "1"])
     line = one_line(capsys, rc, 6, "damaged")
     if "folder gone" not in case:
