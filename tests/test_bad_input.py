@@ -15,7 +15,8 @@ from gcov_index.cli import main
 from tests.support.granules import GranuleSpec, write_granule
 from tests.support.services import BUCKET
 
-PREVIOUS = b'{"version": 1, "refs": {".zgroup": "{\\"zarr_format\\": 2}"}}'
+PREVIOUS = (b'{"version": 1, "refs": {".zgroup": "{\\"zarr_format\\": 2}", '
+            b'".zattrs": "{\\"gcov_index\\": {}}"}}')  # a store: --out may replace it
 
 
 @pytest.fixture

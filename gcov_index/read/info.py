@@ -1,6 +1,7 @@
 """What a store holds: time range, granules, grids, CRS, variables, chunk and byte counts.
 
-Read from the store alone (metadata and inlined values); no request goes to a granule.
+Read from the store alone (metadata and inlined values); no request goes to a granule. The
+store is opened once and checked against its integrity record: a damaged store is refused.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..product import GRIDS
-from ..store.layout import metadata, store_attrs
+from ..store.layout import opened
 
 
 @dataclass
@@ -21,6 +22,7 @@ class StoreInfo:
     n_chunk_refs: int
     n_bytes_referenced: int
     extra: dict
+    integrity: str = "not recorded (written by an older gcov-index: build it again to record it)"
 
     @property
     def time_range(self) -> tuple[str, str]:
@@ -36,6 +38,7 @@ class StoreInfo:
                          f"variables: {', '.join(g['variables'])}")
         lines.append(f"references  {self.n_chunk_refs} chunks, "
                      f"{self.n_bytes_referenced / 1e6:.1f} MB in the granules")
+        lines.append(f"integrity   {self.integrity}")
         for g in self.granules:
             lines.append(f"  {g['time'][:19]}  {g['granuleId']}")
         found = self.extra.get("search")
@@ -49,8 +52,8 @@ class StoreInfo:
 
 
 def store_info(store: str | Path) -> StoreInfo:
-    meta = metadata(store)
-    attrs = store_attrs(store, meta)
+    with opened(store) as handle:  # one version, checked: a damaged store is refused
+        meta, attrs, record = handle.meta, handle.attrs, handle.record
     grids = {}
     for key in sorted(meta):
         parts = key.split("/")
@@ -65,8 +68,15 @@ def store_info(store: str | Path) -> StoreInfo:
                 shape = v["shape"][1:]
         epsg = meta.get(f"{path}/projection/.zattrs", {}).get("epsg_code")
         grids[path.rsplit("frequency", 1)[-1]] = {"shape": shape, "epsg": epsg, "variables": layers}
-    known = {"granules", "superseded", "n_chunk_refs", "n_bytes_referenced"}
-    return StoreInfo(store=str(store), granules=attrs["granules"], superseded=attrs["superseded"],
-                     grids=grids, n_chunk_refs=attrs["n_chunk_refs"],
-                     n_bytes_referenced=attrs["n_bytes_referenced"],
+    known = {"granules", "superseded", "n_chunk_refs", "n_bytes_referenced", "integrity"}
+    info = StoreInfo(store=str(store), granules=attrs["granules"],
+                     superseded=attrs.get("superseded") or [], grids=grids,
+                     n_chunk_refs=attrs.get("n_chunk_refs", 0),
+                     n_bytes_referenced=attrs.get("n_bytes_referenced", 0),
                      extra={k: v for k, v in attrs.items() if k not in known})
+    if record is not None:
+        arrays = record.get("arrays", {})
+        files = f", {len(record['files'])} refs files" if "files" in record else ""
+        info.integrity = (f"whole: {len(arrays)} arrays, "
+                          f"{sum(n for n, _ in arrays.values())} chunk keys{files} as recorded")
+    return info

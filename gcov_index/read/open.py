@@ -14,7 +14,7 @@ import zarr
 
 from ..errors import BadInputError
 from ..io.access import Access
-from ..store.layout import metadata, open_refs, reference_filesystem, store_attrs, store_format
+from ..store.layout import StoreHandle, open_handle, reference_filesystem
 
 
 def _family(url: str) -> str:
@@ -51,18 +51,18 @@ def _read_concurrency() -> None:
         zarr.config.set({"async.concurrency": READ_CONCURRENCY})
 
 
-def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access | None = None,
-               fo: dict | str | None = None):
+def zarr_store(store: str | Path | StoreHandle, *, protocol: str | None = None,
+               access: Access | None = None):
     """A read-only zarr store over the references, with the remote file systems it needs.
 
     ``protocol`` ("s3" or "https") reads every granule that way, whatever URLs the store
-    holds: they are rewritten at read time (``Access.chunk_filesystem``). ``fo`` is
-    ``open_refs(store)`` when the caller has already read it.
+    holds: they are rewritten at read time (``Access.chunk_filesystem``). ``store`` may be a
+    :class:`~gcov_index.store.layout.StoreHandle` already opened: one version, read once.
     """
     if protocol not in (None, "s3", "https"):
         raise BadInputError(f"protocol {protocol!r}: use s3 or https")
-    fo = open_refs(store) if fo is None else fo  # a JSON store is parsed once
-    urls = [g["url"] for g in store_attrs(store, metadata(store, fo))["granules"]]
+    handle = open_handle(store)  # resolved, read and checked once; its version stays pinned
+    urls = handle.urls
     access = access or Access.from_env()
     rewrite = protocol_rewriter(access, protocol, store, urls) if protocol else None
     # Every remote URL the references name, whatever their scheme and host, is read through
@@ -73,22 +73,24 @@ def zarr_store(store: str | Path, *, protocol: str | None = None, access: Access
     filesystems = {scheme: remote for scheme in ("s3", "https", "http")}
     if any(urlparse(url).scheme in ("file", "") for url in urls):
         filesystems["file"] = _local_fs()
-    fs = reference_filesystem(fo, filesystems)
+    fs = reference_filesystem(handle, filesystems)
     _read_concurrency()
     return zarr.storage.FsspecStore(fs, read_only=True, path="")
 
 
-def open_store(store: str | Path, *, group: str | None = None, protocol: str | None = None,
-               access: Access | None = None, chunks=None, **open_kwargs) -> xr.DataTree:
+def open_store(store: str | Path | StoreHandle, *, group: str | None = None,
+               protocol: str | None = None, access: Access | None = None, chunks=None,
+               **open_kwargs) -> xr.DataTree:
     """The store as an ``xarray.DataTree``: the whole product tree, or the subtree at ``group``
     (e.g. ``science/LSAR/GCOV/grids/frequencyA``, faster to open). ``protocol`` "s3" or "https"
     reads the chunks that way whatever the store was built from (default: as built). No
     request goes to a granule until values are read."""
-    zs = zarr_store(store, protocol=protocol, access=access)
+    handle = open_handle(store)
+    zs = zarr_store(handle, protocol=protocol, access=access)
     # Metadata from the consolidated .zmetadata (one key, every node parsed), except for one
     # group of a Parquet store, whose own few keys are cheaper. Without it, listing a group of
     # a JSON store makes fsspec build a directory of every reference (0.2 s for 5 granules).
-    consolidated = group is None or store_format(store) == "json"
+    consolidated = group is None or handle.fmt == "json"
     try:
         return xr.open_datatree(zs, engine="zarr", consolidated=consolidated, zarr_format=2,
                                 chunks=chunks, group=group, **open_kwargs)

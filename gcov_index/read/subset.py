@@ -19,6 +19,7 @@ import xarray as xr
 from ..errors import BadInputError
 from ..io.access import Access, remote_error
 from ..product import GRIDS
+from ..store.layout import opened
 from ..store.write import atomic_file
 from .open import open_store
 
@@ -76,28 +77,35 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
         raise BadInputError(f"--stat {stat!r}: use one of {', '.join(STATS)}")
     access = access or Access.from_env()
     layers = _layer_names(variables)
-    grids: dict[str, xr.Dataset] = {}
-    clipped: dict[str, xr.DataArray] = {}
-    for freq, name in layers:
-        if freq not in grids:
-            try:
-                grids[freq] = open_store(store, group=f"{GRIDS}/{freq}", protocol=protocol,
-                                         access=access).dataset
-            except BadInputError:
+    freqs = list(dict.fromkeys(freq for freq, _ in layers))
+    # One open: one version of the store (a Parquet store's link resolved once and that version
+    # pinned, a JSON store parsed once), checked against its integrity record; the grid group
+    # of the one frequency asked for, or all grids at once.
+    with opened(store) as handle:
+        group = f"{GRIDS}/{freqs[0]}" if len(freqs) == 1 else GRIDS
+        tree = (open_store(handle, group=group, protocol=protocol, access=access)
+                if f"{group}/.zgroup" in handle.meta else None)
+        if tree is None:
+            grids = {}
+        else:
+            grids = {freqs[0]: tree} if len(freqs) == 1 else dict(tree.children)
+        clipped: dict[str, xr.DataArray] = {}
+        for freq, name in layers:
+            if freq not in grids:
                 raise BadInputError(f"{store}: no grid {freq!r} (variables: "
-                                    f"{', '.join(_available(store, protocol, access))})") from None
-        ds = grids[freq]
-        if name not in ds.data_vars or ds[name].ndim != 3:
-            raise BadInputError(f"{store}: no grid layer {freq}/{name} (variables: "
-                                f"{', '.join(_available(store, protocol, access))})")
-        clipped[f"{freq}/{name}"] = _clip(ds[name], box, stat, db)  # checks, reads nothing
-    with ThreadPoolExecutor(max_workers=len(clipped)) as pool:  # layers read together too
-        values = list(pool.map(lambda item: _read(store, *item), clipped.items()))
+                                    f"{', '.join(_available(handle, protocol, access))})")
+            ds = grids[freq].dataset
+            if name not in ds.data_vars or ds[name].ndim != 3:
+                raise BadInputError(f"{store}: no grid layer {freq}/{name} (variables: "
+                                    f"{', '.join(_available(handle, protocol, access))})")
+            clipped[f"{freq}/{name}"] = _clip(ds[name], box, stat, db)  # checks, reads nothing
+        with ThreadPoolExecutor(max_workers=len(clipped)) as pool:  # layers read together too
+            values = list(pool.map(lambda item: _read(store, *item), clipped.items()))
+        granule_ids = grids[freqs[0]].dataset["granuleId"].values.astype(str)
     out = {key: _statistic(v, da, stat, db) for (key, da), v in zip(clipped.items(), values,
                                                                    strict=True)}
-    first = grids[layers[0][0]]
     result = xr.Dataset({k.replace("/", "_"): v for k, v in out.items()},
-                        coords={"granuleId": ("time", first["granuleId"].values.astype(str))})
+                        coords={"granuleId": ("time", granule_ids)})
     for key, da in zip(out, result.data_vars.values(), strict=True):
         da.attrs["layer"] = key
     result.attrs.update({"store": str(store), "bbox": str(box), "statistic": stat,
@@ -106,10 +114,10 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
     return result
 
 
-def _available(store, protocol, access) -> list[str]:
-    tree = open_store(store, group=GRIDS, protocol=protocol, access=access)
-    return [f"{f}/{v}" for f, node in tree.children.items() for v, da in node.dataset.data_vars.items()
-            if da.ndim == 3]
+def _available(handle, protocol, access) -> list[str]:
+    tree = open_store(handle, group=GRIDS, protocol=protocol, access=access)
+    return [f"{f}/{v}" for f, node in tree.children.items()
+            for v, da in node.dataset.data_vars.items() if da.ndim == 3]
 
 
 def _clip(da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray:

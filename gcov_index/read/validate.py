@@ -1,18 +1,29 @@
-"""validate: is a store still true to its sources?
+"""validate: is a store still true to its sources, and whole?
 
-Two checks, per granule:
+Four checks:
 
-1. **Source unchanged**: the object's size, ETag and modification time now, against the
+1. **The store is whole**: its metadata, every array's chunk references (count and digest) and,
+   for Parquet, every refs file, against the integrity record written with it.
+2. **Source unchanged**: each object's size, ETag and modification time now, against the
    fingerprint recorded when it was scanned (size only when reading over the other protocol,
    whose server reports its own ETag).
-2. **Sampled chunks, bit for bit**: for ``sample`` chunk references of each granule (a seeded
+3. **Every reference**: each source's chunk index is read again (the scan's reader: metadata
+   pages only, plus the few chunks the scan re-encodes) and every chunk reference of its time
+   step must name the same offset and length (and every inlined chunk the same bytes); no
+   reference of the store may point into the granule where the source has no chunk.
+4. **Sampled chunks, bit for bit**: for ``sample`` chunk references of each granule (a seeded
    random pick over its grid layers and cubes), the region read through the store (zarr over the
    references) and the same region read straight from the source HDF5 (h5py) must have the same
    bytes.
+
+Only a proven difference is a failure (exit 6); a source that cannot be read now (network,
+refused request) is reported as unreachable (exit 3, or 4 for a refused login), never as a
+mismatch.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import math
 import random
@@ -22,18 +33,28 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AuthError, BadInputError, GcovIndexError, ValidationError, first_line
+from ..errors import (
+    AccessError,
+    AuthError,
+    BadInputError,
+    GcovIndexError,
+    ValidationError,
+    first_line,
+)
+from ..index.manifest import GranuleManifest
+from ..index.scan import scan
 from ..io.access import Access, open_reader, remote_error
 from ..io.fingerprint import Fingerprint, fingerprint
-from ..store.layout import metadata, open_refs, store_attrs
+from ..store.layout import StoreHandle, array_paths, opened
 from .open import protocol_rewriter, zarr_store
 
 STACK_DIMS = ("time", "zeroDopplerStartTime")
+STORE = "the store itself"  # the "granule" of a finding about the store's own integrity
 
 
 @dataclass
 class Finding:
-    granule: str  # granuleId
+    granule: str  # granuleId (or STORE)
     what: str
 
 
@@ -42,68 +63,116 @@ class ValidationReport:
     store: str
     granules: int
     chunks_checked: int = 0
-    findings: list[Finding] = field(default_factory=list)
+    refs_checked: int = 0
+    integrity: str = "whole"
+    findings: list[Finding] = field(default_factory=list)  # proven differences
+    unreachable: list[Finding] = field(default_factory=list)  # could not be checked now
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.unreachable
 
     @property
     def bad_granules(self) -> list[str]:
         return sorted({f.granule for f in self.findings})
 
     def text(self) -> str:
-        lines = [f"{self.store}: {self.granules} granules, {self.chunks_checked} sampled chunks "
-                 "compared with the sources"]
+        lines = [f"{self.store}: {self.granules} granules, {self.refs_checked} chunk references "
+                 f"and {self.chunks_checked} sampled chunks compared with the sources",
+                 f"  integrity record: {self.integrity}"]
         lines += [f"  {f.granule}: {f.what}" for f in self.findings]
-        lines.append("ok: the store matches its sources" if self.ok else
-                     f"FAILED: {len(self.findings)} problem(s) in {len(self.bad_granules)} "
-                     "granule(s)")
+        lines += [f"  {f.granule}: not checked: {f.what}" for f in self.unreachable]
+        if self.findings:
+            lines.append(f"FAILED: {len(self.findings)} problem(s) in {len(self.bad_granules)} "
+                         "granule(s)" + (" (and the store itself)" if STORE in self.bad_granules
+                                         else ""))
+        elif self.unreachable:
+            lines.append(f"NOT CHECKED: {len(self.unreachable)} source(s) unreachable")
+        else:
+            lines.append("ok: the store matches its sources")
         return "\n".join(lines)
 
     def raise_if_failed(self) -> None:
-        if not self.ok:
+        if self.findings:
+            names = [g for g in self.bad_granules if g != STORE]
+            damaged = next((f.what for f in self.findings if f.granule == STORE), None)
+            parts = ([", ".join(names)] if names else []) + (
+                [f"the store itself is damaged ({damaged})"] if damaged else [])
             raise ValidationError(f"{self.store}: does not match its sources: "
-                                  f"{', '.join(self.bad_granules)}")
+                                  + "; ".join(parts))
+        if self.unreachable:
+            names = sorted({f.granule for f in self.unreachable})
+            raise AccessError(f"{self.store}: {len(names)} source(s) could not be checked: "
+                              f"{', '.join(names)} ({self.unreachable[0].what})")
 
 
 def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str | None = None,
              access: Access | None = None) -> ValidationReport:
-    """Check every granule's source fingerprint and ``sample`` chunks per granule."""
+    """Check the store's integrity record, every granule's source fingerprint, every chunk
+    reference against the source's chunk index, and ``sample`` chunks per granule."""
     if sample < 0:
         raise BadInputError(f"--sample {sample}: give 0 (fingerprints only) or more chunks")
     access = access or Access.from_env()
-    fo = open_refs(store)
-    meta = metadata(store, fo)
-    granules = store_attrs(store, meta)["granules"]
-    rewrite = (protocol_rewriter(access, protocol, store, [g["url"] for g in granules])
-               if protocol else None)
-    report = ValidationReport(str(store), len(granules))
-    by_url = {g["url"]: g for g in granules}
+    with opened(store, verify=False) as handle:  # one version; damage is reported below
+        granules = handle.attrs["granules"]
+        rewrite = (protocol_rewriter(access, protocol, store, [g["url"] for g in granules])
+                   if protocol else None)
+        report = ValidationReport(str(store), len(granules))
+        _integrity(handle, granules, report)
+        reachable = _fingerprints(granules, rewrite, access, report)
+        _references(handle, granules, reachable, access, report)
+        _sampled(handle, granules, reachable, sample, seed, protocol, access, report)
+    return report
+
+
+# -- 1. the store is whole ------------------------------------------------------------------------
+def _integrity(handle: StoreHandle, granules: list[dict], report: ValidationReport) -> None:
+    if handle.record is None:
+        report.integrity = "not recorded (written by an older gcov-index: build it again)"
+    problems = handle.problems(deep=True)
+    if problems:
+        report.integrity = f"DAMAGED ({len(problems)} problem(s))"
+    report.findings += [Finding(STORE, p) for p in problems]
+    templates = handle.fo.get("templates", {}) if handle.fmt == "json" else {}
+    for t, g in enumerate(granules):  # a JSON store's chunks are read through its templates
+        read_from = templates.get(f"u{t}", g["url"])
+        if read_from != g["url"]:
+            report.findings.append(Finding(g["granuleId"], f"its chunks are read from "
+                                           f"{read_from}, not from the indexed {g['url']}"))
+
+
+# -- 2. source unchanged --------------------------------------------------------------------------
+def _gone(error: GcovIndexError) -> bool:
+    """A source that is certainly not there any more (404, no such file), as opposed to one
+    that could not be reached."""
+    return "no such" in str(error)
+
+
+def _fingerprints(granules, rewrite, access: Access, report: ValidationReport) -> dict:
+    """granule URL -> (URL read now, Fingerprint now) for every source reached and unchanged
+    or changed; unreachable and changed sources are reported."""
     reachable = {}
     with ThreadPoolExecutor(max_workers=8) as pool:  # HEADs overlap; no h5py here
         for g, url, now in pool.map(lambda g: _fingerprint(g, rewrite, access), granules):
             if isinstance(now, AuthError):  # the user's login, not the store, is at fault
                 raise now
             if isinstance(now, GcovIndexError):
-                report.findings.append(Finding(g["granuleId"], f"source unreachable ({now})"))
+                target = report.findings if _gone(now) else report.unreachable
+                target.append(Finding(g["granuleId"], f"source unreachable ({now})"))
                 continue
-            reachable[g["url"]] = url
             keys = ("size",) if url != g["url"] else ("size", "etag", "mtime")
-            changed = Fingerprint.from_dict(g["fingerprint"]).changes(now, keys)
+            try:
+                then = Fingerprint.from_dict(g["fingerprint"])
+            except (KeyError, TypeError, ValueError):
+                report.findings.append(Finding(g["granuleId"], "no fingerprint in the store"))
+                continue
+            changed = then.changes(now, keys)
             if changed:
                 report.findings.append(Finding(g["granuleId"], "source changed since indexing ("
                                                + "; ".join(changed) + ")"))
-    zs = zarr_store(store, protocol=protocol, access=access, fo=fo)
-    picked: dict[str, list[str]] = {}
-    for key, url in _sample(meta, zs.fs.references, list(by_url), sample, seed):
-        if url in by_url and url in reachable:
-            picked.setdefault(url, []).append(key)
-    for url, keys in picked.items():  # each source opened once for all its sampled chunks
-        report.chunks_checked += len(keys)
-        for key, problem in _compare_granule(zs, meta, keys, reachable[url], access):
-            report.findings.append(Finding(by_url[url]["granuleId"], f"{key}: {problem}"))
-    return report
+                continue  # its references and bytes would only say the same
+            reachable[g["url"]] = (url, now)
+    return reachable
 
 
 def _fingerprint(g: dict, rewrite, access: Access):
@@ -112,6 +181,99 @@ def _fingerprint(g: dict, rewrite, access: Access):
         return g, url, fingerprint(url, access)
     except GcovIndexError as e:
         return g, url, e
+
+
+# -- 3. every reference against the source's chunk index ------------------------------------------
+def _references(handle: StoreHandle, granules, reachable: dict, access: Access,
+                report: ValidationReport) -> None:
+    meta = handle.meta
+    store_refs: dict[str, object] = {}
+    for path in array_paths(meta):
+        store_refs.update(handle.array_refs(path))
+    by_token: dict[str, list[str]] = {}
+    for key, v in store_refs.items():
+        if isinstance(v, list) and v and isinstance(v[0], str):
+            by_token.setdefault(v[0], []).append(key)
+    todo = [(t, g) for t, g in enumerate(granules) if g["url"] in reachable]
+
+    def rescan(item):
+        t, g = item
+        url, fp = reachable[g["url"]]
+        try:
+            return t, g, scan(url, access, fp)
+        except AuthError:
+            raise
+        except GcovIndexError as e:  # unchanged source that cannot be read now
+            return t, g, e
+        except Exception as e:
+            return t, g, remote_error(url, e)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for t, g, m in pool.map(rescan, todo):
+            if isinstance(m, GcovIndexError):
+                report.unreachable.append(Finding(g["granuleId"], f"chunk index not read ({m})"))
+                continue
+            expected = _expected_refs(m, t, meta)
+            report.refs_checked += len(expected)
+            wrong = [k for k, v in expected.items() if store_refs.get(k) != v]
+            extra = [k for k in by_token.get(f"{{{{u{t}}}}}", []) if k not in expected]
+            if wrong or extra:
+                first = (wrong or extra)[0]
+                got, want = store_refs.get(first), expected.get(first)
+                report.findings.append(Finding(g["granuleId"], (
+                    f"{len(wrong) + len(extra)} of {len(expected)} chunk references differ "
+                    f"from the source's chunk index (first: {first}: store {_short(got)}, "
+                    f"source {_short(want)})")))
+
+
+def _expected_refs(m: GranuleManifest, t: int, meta: dict) -> dict[str, object]:
+    """What the store must hold for granule ``t``, as a JSON store writes it."""
+    out: dict[str, object] = {}
+    for path, a in m.arrays.items():
+        if not a.virtual:
+            continue  # values read at scan time and inlined: not references
+        z = meta.get(f"{path}/.zarray")
+        stacked = z is None or len(z["shape"]) == len(a.shape) + 1
+        token = f"{{{{u{t if stacked else 0}}}}}"  # an array stored once refers to granule 0
+
+        def key(k: str, path=path, stacked=stacked) -> str:
+            if not stacked:
+                return f"{path}/{k}"
+            return f"{path}/{t}.{k}" if k else f"{path}/{t}"
+
+        for k, (offset, length) in a.refs.items():
+            out[key(k)] = [token, offset, length]
+        for k, b in a.inline.items():
+            out[key(k)] = "base64:" + base64.b64encode(b).decode()
+    return out
+
+
+def _short(v) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        return f"{len(v)}-character inline chunk" if v.startswith("base64:") else v[:40]
+    return str(v)
+
+
+# -- 4. sampled chunks, bit for bit ---------------------------------------------------------------
+def _sampled(handle: StoreHandle, granules, reachable: dict, sample: int, seed: int,
+             protocol: str | None, access: Access, report: ValidationReport) -> None:
+    if not sample or not reachable:
+        return
+    by_url = {g["url"]: g for g in granules}
+    zs = zarr_store(handle, protocol=protocol, access=access)
+    picked: dict[str, list[str]] = {}
+    for key, url in _sample(handle.meta, zs.fs.references, list(by_url), sample, seed):
+        if url in reachable:
+            picked.setdefault(url, []).append(key)
+    for url, keys in picked.items():  # each source opened once for all its sampled chunks
+        report.chunks_checked += len(keys)
+        gid = by_url[url]["granuleId"]
+        for key, problem, proven in _compare_granule(zs, handle.meta, keys, reachable[url][0],
+                                                     access):
+            (report.findings if proven else report.unreachable).append(Finding(gid, f"{key}: "
+                                                                               f"{problem}"))
 
 
 def _stacked_arrays(meta: dict) -> list[tuple[str, dict]]:
@@ -147,7 +309,7 @@ def _sample(meta: dict, refs, urls: list[str], sample: int, seed: int):
                 continue
             if isinstance(ref, list) and len(ref) == 3 and isinstance(ref[0], str):
                 picked += 1
-                yield key, ref[0]
+                yield key, urls[t] if ref[0] not in urls else ref[0]
 
 
 def _region(z: dict, idx: list[int]) -> tuple[slice, ...]:
@@ -156,8 +318,8 @@ def _region(z: dict, idx: list[int]) -> tuple[slice, ...]:
 
 
 def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access):
-    """(key, problem) for each sampled chunk of one granule whose store read and source read
-    differ; the source HDF5 is opened once."""
+    """(key, problem, proven) for each sampled chunk of one granule whose store read and
+    source read differ, or could not be made; the source HDF5 is opened once."""
     import h5py
 
     try:
@@ -165,14 +327,28 @@ def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access):
         reader = open_reader(obj, name)
         with h5py.File(reader, "r") as f:
             for key in keys:
-                problem = _compare(zs, meta, key, f)
+                problem = _compare(zs, meta, key, f, url)
                 if problem:
-                    yield key, problem
-    except Exception as e:
-        yield keys[0], f"reading the source failed ({remote_error(url, e)})"
+                    yield key, *problem
+    except AuthError:
+        raise
+    except Exception as e:  # an unchanged source that cannot be read now
+        yield keys[0], f"reading the source failed ({remote_error(url, e)})", False
 
 
-def _compare(zs, meta: dict, key: str, f) -> str | None:
+def _transport(e: BaseException) -> bool:
+    """Whether a failed read through the store failed on the way (network, refused, missing
+    object) rather than on the bytes."""
+    chain, x = [], e
+    while x is not None and len(chain) < 8:
+        chain.append(x)
+        x = x.__cause__ or x.__context__
+    return any(isinstance(x, OSError | TimeoutError | ConnectionError | GcovIndexError)
+               or type(x).__module__.split(".")[0] in ("obstore", "aiohttp", "fsspec")
+               or type(x).__name__ == "ReferenceNotReachable" for x in chain)
+
+
+def _compare(zs, meta: dict, key: str, f, url: str) -> tuple[str, bool] | None:
     import zarr
 
     path, _, chunk = key.rpartition("/")
@@ -181,11 +357,18 @@ def _compare(zs, meta: dict, key: str, f) -> str | None:
     try:
         got = zarr.open_array(zs, path=path, mode="r", zarr_format=2)[(idx[0], *region)]
     except Exception as e:
-        return f"reading through the store failed ({type(e).__name__}: {first_line(e)})"
+        if _transport(e):
+            err = remote_error(url, e)
+            if isinstance(err, AuthError):
+                raise err from None
+            return f"reading through the store failed ({err})", False
+        return f"reading through the store failed ({type(e).__name__}: {first_line(e)})", True
     try:
         src = np.ascontiguousarray(f[path][region])
-    except Exception as e:  # a dataset gone or changed shape in a replaced source
-        return f"reading the source failed ({type(e).__name__}: {first_line(e)})"
+    except KeyError as e:  # a dataset gone from a source whose fingerprint did not change
+        return f"not in the source ({first_line(e)})", True
+    except Exception as e:
+        return f"reading the source failed ({remote_error(url, e)})", False
     got = np.ascontiguousarray(got)
     if src.dtype.names and got.dtype.kind == "c":  # {r, i} compound, exposed as complex
         src = src.view(got.dtype).reshape(got.shape)
@@ -193,5 +376,5 @@ def _compare(zs, meta: dict, key: str, f) -> str | None:
         diff = int(np.sum(src.view(np.uint8) != got.view(np.uint8))) if src.shape == got.shape \
             and src.nbytes == got.nbytes else -1
         return ("differs from the source" + (f" ({diff} of {src.nbytes} bytes)" if diff >= 0
-                                              else f" (shape {got.shape} vs {src.shape})"))
+                                              else f" (shape {got.shape} vs {src.shape})")), True
     return None

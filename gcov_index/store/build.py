@@ -21,9 +21,9 @@ from ..index.tree import VirtualTree
 from ..io.access import Access, canonical_url
 from ..io.fingerprint import fingerprint
 from .layout import STORE_ATTR, store_format
-from .write import write_store
+from .write import claim
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the integrity record (readers take 1 and 2)
 
 
 @dataclass
@@ -88,13 +88,14 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     selection = select_latest(inputs)
     if not selection.selected:
         raise BadInputError(f"no GCOV data granules among the {len(list(inputs))} inputs")
-    store = ManifestCache((cache_dir or default_cache_dir()) if cache else None)
-    urls = [g.url for g in selection.selected]
-    manifests, cached = scan_all(urls, access, store, workers, progress)
-    tree = merge(manifests)
-    tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(manifests, selection, tree,
-                                                                extra_attrs)}
-    path = write_store(tree, out)
+    with claim(out) as target:  # locked, checked, leftovers gone: before any scan
+        store = ManifestCache((cache_dir or default_cache_dir()) if cache else None)
+        urls = [g.url for g in selection.selected]
+        manifests, cached = scan_all(urls, access, store, workers, progress)
+        tree = merge(manifests)
+        tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(manifests, selection, tree,
+                                                                    extra_attrs)}
+        path = target.write(tree)
     return BuildResult(store=path, selection=selection, tree=tree,
                        scanned=len(manifests) - cached, cached=cached)
 

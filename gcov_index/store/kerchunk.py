@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import base64
+import json
+import math
 from typing import Any
 
 from ..index.tree import VirtualArray, VirtualTree
-from .layout import dumps_json_attrs, metadata_of
+from .layout import INTEGRITY, STORE_ATTR, dumps_json_attrs, integrity_record, metadata_of
 
 
 def zarray(a: VirtualArray) -> dict:
@@ -52,3 +54,23 @@ def consolidated(refs: dict) -> dict:
     so that a reader opens the whole tree from one key instead of one lookup per node."""
     meta = {"zarr_consolidated_format": 1, "metadata": metadata_of(refs["refs"])}
     return {**refs, "refs": {**refs["refs"], ".zmetadata": dumps_json_attrs(meta)}}
+
+
+def with_integrity(refs: dict) -> dict:
+    """The refs with their integrity record (metadata digest, per-array reference counts and
+    digests) in the root ``gcov_index`` attributes; refs without those attributes as they are."""
+    r = refs["refs"]
+    root = json.loads(r.get(".zattrs", "{}"))
+    if not isinstance(root.get(STORE_ATTR), dict):
+        return refs
+    record = integrity_record(r, metadata_of(r))
+    root = {**root, STORE_ATTR: {**root[STORE_ATTR], INTEGRITY: record}}
+    return {**refs, "refs": {**r, ".zattrs": dumps_json_attrs(root)}}
+
+
+def record_size(tree: VirtualTree, most: int = 100_000) -> int:
+    """References per Parquet refs file: kerchunk pads every file to this many rows, so the
+    largest array's chunk count (at most ``most``) rather than always ``most``."""
+    counts = [math.prod(math.ceil(s / c) for s, c in zip(a.shape, a.chunks, strict=True))
+              for a in tree.arrays.values()]
+    return max(1, min(most, max(counts, default=1)))

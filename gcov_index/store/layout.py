@@ -2,18 +2,49 @@
 
 The store is the product's contract with collaborators: standard kerchunk version 1 (JSON) or
 kerchunk's Parquet layout, so plain xarray opens it. gcov-index facts (format version, granule
-fingerprints) live in the root group's attributes, never in a side file. No secret is written.
+fingerprints, the integrity record) live in the root group's attributes, never in a side file.
+No secret is written.
+
+On disk, beside each other::
+
+    NAME.json                            one file, replaced whole (os.replace)
+    NAME.parquet -> .NAME.parquet.v7     a link to the current version (kerchunk's Parquet layout)
+    .NAME.parquet.v6/                    the previous version, kept for readers still on it
+    .NAME.json.lock, .NAME.parquet.lock  only while a build writes the store
+
+Integrity record (root attribute ``gcov_index``, key ``integrity``): a digest of the metadata
+(every ``.zgroup`` / ``.zarray`` / ``.zattrs``, the record itself left out), the number of
+chunk references and a digest of them per array, and for Parquet the size and digest of every
+``refs.N.parq`` file. :func:`open_handle` checks it: a store with a part missing or altered is
+refused with one line (exit 6), never read as fill values.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import hashlib
 import json
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from ..errors import AccessError, BadInputError
+from ..errors import AccessError, BadInputError, ValidationError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no reader pins, builds not locked
+    fcntl = None  # type: ignore[assignment]
 
 FORMATS = {".json": "json", ".parquet": "parquet"}
 STORE_ATTR = "gcov_index"
+INTEGRITY = "integrity"
+INTEGRITY_VERSION = 1
+DIGEST_CHARS = 32  # of a sha256 hex digest: 128 bits
+META_KEYS = (".zgroup", ".zarray", ".zattrs")
 
 
 def dumps_json_attrs(d: dict) -> str:
@@ -21,64 +52,464 @@ def dumps_json_attrs(d: dict) -> str:
 
 
 def store_format(path: str | Path) -> str:
-    suffix = Path(str(path).rstrip("/")).suffix.lower()
+    p = Path(str(path).rstrip("/"))
+    suffix = p.suffix.lower()
+    if re.fullmatch(r"\.v\d+", suffix) and p.name.startswith(".") and \
+            Path(p.stem).suffix.lower() == ".parquet":
+        return "parquet"  # one version of a Parquet store, opened by its folder's name
     if suffix not in FORMATS:
         raise BadInputError(f"{path}: unknown store format {suffix or '(no suffix)'!r}; "
                             "name it NAME.json or NAME.parquet")
     return FORMATS[suffix]
 
 
-def metadata_of(refs: dict) -> dict[str, dict]:
+def metadata_of(refs: Mapping) -> dict[str, dict]:
     """The ``.zgroup`` / ``.zarray`` / ``.zattrs`` entries of kerchunk refs, parsed."""
-    return {k: json.loads(v) if isinstance(v, str) else v for k, v in refs.items()
-            if k.rsplit("/", 1)[-1] in (".zgroup", ".zarray", ".zattrs")}
+    ends = tuple("/" + k for k in META_KEYS)
+    return {k: json.loads(v) if isinstance(v, str | bytes) else v for k, v in refs.items()
+            if k in META_KEYS or k.endswith(ends)}
 
 
+# -- the Parquet layout: versions behind a link ---------------------------------------------------
+def version_name(out: Path, n: int) -> str:
+    return f".{out.name}.v{n}"
+
+
+def versions_of(out: Path) -> dict[int, Path]:
+    """The version folders beside a Parquet store, by number."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.v(\d+)")
+    try:
+        names = os.listdir(out.parent)
+    except OSError:
+        return {}
+    return {int(m.group(1)): out.parent / name for name in names
+            if (m := pattern.fullmatch(name))}
+
+
+def current_version(out: Path) -> int | None:
+    """The version a gcov-index Parquet link points at (``.NAME.parquet.vN`` beside it), or
+    None when ``out`` is not such a link."""
+    try:
+        target = os.readlink(out)
+    except OSError:
+        return None
+    m = re.fullmatch(rf"\.{re.escape(out.name)}\.v(\d+)", target)
+    return int(m.group(1)) if m else None
+
+
+# -- integrity ------------------------------------------------------------------------------------
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:DIGEST_CHARS]
+
+
+def without_record(meta: Mapping[str, Any]) -> dict:
+    """The metadata with the integrity record taken out of the root attributes."""
+    root = dict(meta.get(".zattrs") or {})
+    if isinstance(root.get(STORE_ATTR), dict) and INTEGRITY in root[STORE_ATTR]:
+        root[STORE_ATTR] = {k: v for k, v in root[STORE_ATTR].items() if k != INTEGRITY}
+    return {**meta, ".zattrs": root} if ".zattrs" in meta else dict(meta)
+
+
+def metadata_digest(meta: Mapping[str, Any]) -> str:
+    """Digest of every group's and array's metadata (the integrity record left out), however
+    the JSON was formatted."""
+    text = json.dumps(without_record(meta), sort_keys=True, separators=(",", ":"),
+                      allow_nan=True)
+    return _digest(text.encode())
+
+
+def array_paths(meta: Mapping[str, Any]) -> list[str]:
+    return sorted(k[: -len("/.zarray")] for k in meta if k.endswith("/.zarray"))
+
+
+def refs_digest(keys: list[str], values: list) -> str:
+    """Digest of one array's chunk references, in key order: ``["{{uT}}", offset, length]``
+    for a chunk in granule T, ``"base64:..."`` for a chunk held in the store."""
+    text = json.dumps([keys, values], separators=(",", ":"))
+    return _digest(text.encode())
+
+
+class SortedRefs:
+    """A JSON store's references, with each array's chunk keys found by bisection."""
+
+    def __init__(self, refs: Mapping[str, Any]):
+        self.refs = refs
+        self.keys = sorted(refs)
+
+    def chunk_keys(self, array: str) -> list[str]:
+        lo = bisect.bisect_left(self.keys, array + "/")
+        hi = bisect.bisect_left(self.keys, array + "0", lo)  # "0" follows "/"
+        n = len(array) + 1
+        return [k for k in self.keys[lo:hi] if k[n] != "."]  # an array has no child keys
+
+    def digests(self, arrays: Iterable[str]) -> dict[str, list]:
+        out = {}
+        for a in arrays:
+            keys = self.chunk_keys(a)
+            out[a] = [len(keys), refs_digest(keys, [self.refs[k] for k in keys])]
+        return out
+
+
+def integrity_record(refs: Mapping[str, Any], meta: Mapping[str, Any]) -> dict:
+    """The record a store carries of what it must contain (JSON form of the refs, templates
+    ``{{uT}}`` not expanded)."""
+    return {"version": INTEGRITY_VERSION, "metadata": metadata_digest(meta),
+            "arrays": SortedRefs(refs).digests(array_paths(meta))}
+
+
+def file_digest(path: Path) -> list:
+    """``[size, digest]`` of a file's bytes."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return [size, h.hexdigest()[:DIGEST_CHARS]]
+
+
+# -- one store, opened once -----------------------------------------------------------------------
+class StoreHandle:
+    """One version of a store, read once: a JSON store parsed, or the Parquet version folder
+    the link pointed at when opened (resolved once, and pinned with a shared lock so that no
+    build deletes it while this handle lives). Everything read through the handle comes from
+    that one version, even while a build replaces the store."""
+
+    def __init__(self, name: str, path: Path, fmt: str, fo: dict | str, meta: dict,
+                 record_size: int | None = None, fd: int | None = None):
+        self.name = name  # as the user gave it: for messages
+        self.path = path  # what is read: the JSON file, or the Parquet version folder
+        self.fmt = fmt
+        self.fo = fo  # what fsspec's ReferenceFileSystem takes
+        self.meta = meta
+        self.record_size = record_size
+        self._fd = fd
+        self._sorted: SortedRefs | None = None
+        self._parquet_refs: dict[str, dict] = {}
+
+    def close(self) -> None:
+        """Let the version go (a build may then delete it): reads through trees opened from
+        this handle must be over."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __enter__(self) -> StoreHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def attrs(self) -> dict:
+        """The root ``gcov_index`` attributes, or a clear error if it is not a gcov-index store."""
+        attrs = self.meta.get(".zattrs") or {}
+        if not isinstance(attrs, dict) or not isinstance(attrs.get(STORE_ATTR), dict):
+            raise BadInputError(f"{self.name}: not a gcov-index store (no '{STORE_ATTR}' root "
+                                "attribute)")
+        gi = attrs[STORE_ATTR]
+        granules = gi.get("granules")
+        if not isinstance(granules, list) or not granules or not all(
+                isinstance(g, dict) and all(isinstance(g.get(k), str) for k in (
+                    "url", "granuleId", "time")) for g in granules):
+            raise BadInputError(f"{self.name}: not a gcov-index store (its '{STORE_ATTR}' root "
+                                "attribute lists no granules)")
+        return gi
+
+    @property
+    def record(self) -> dict | None:
+        """The integrity record, or None for a store written before gcov-index kept one."""
+        rec = self.attrs.get(INTEGRITY)
+        return rec if isinstance(rec, dict) else None
+
+    @property
+    def urls(self) -> list[str]:
+        """The granule URLs, in time order (index T of ``{{uT}}``)."""
+        return [g["url"] for g in self.attrs["granules"]]
+
+    # -- the references of one array, as a JSON store holds them --------------------------------
+    def array_refs(self, array: str) -> dict[str, Any]:
+        """Chunk key -> ``["{{uT}}", offset, length]`` or ``"base64:..."`` for one array
+        (a Parquet store's URLs mapped back to their granule's template)."""
+        if self.fmt == "json":
+            if self._sorted is None:
+                self._sorted = SortedRefs(self.fo["refs"])
+            return {k: self._sorted.refs[k] for k in self._sorted.chunk_keys(array)}
+        if array not in self._parquet_refs:
+            self._parquet_refs[array] = _parquet_array_refs(self, array)
+        return self._parquet_refs[array]
+
+    # -- integrity -------------------------------------------------------------------------------
+    def problems(self, *, deep: bool = False) -> list[str]:
+        """What is missing or altered against the store's integrity record (empty: whole).
+
+        Always: the metadata, and every array's references (JSON) or every refs file's size
+        and bytes (Parquet). ``deep`` also re-derives a Parquet store's references and checks
+        them against the record (validate)."""
+        rec = self.record
+        if rec is None:
+            return []
+        if rec.get("version") != INTEGRITY_VERSION:
+            return [f"integrity record version {rec.get('version')!r} unknown to this gcov-index"]
+        out = []
+        if metadata_digest(self.meta) != rec.get("metadata"):
+            out.append("metadata (.zarray / .zattrs / .zgroup) altered")
+        arrays: dict = rec.get("arrays") or {}
+        present = array_paths(self.meta)
+        out += [f"{a}: array missing" for a in sorted(set(arrays) - set(present))]
+        out += [f"{a}: array not in the integrity record" for a in sorted(set(present)
+                                                                           - set(arrays))]
+        if self.fmt == "json":
+            refs = self.fo["refs"]
+            if ".zmetadata" in refs and metadata_digest(metadata_of(refs)) != rec.get("metadata"):
+                out.append("per-array metadata differ from .zmetadata")
+            self._sorted = self._sorted or SortedRefs(refs)
+            out += _compare_arrays(self._sorted.digests(a for a in present if a in arrays),
+                                   arrays)
+        else:
+            out += self._file_problems(rec.get("files") or {}, arrays)
+            if deep:
+                out += _compare_arrays(
+                    {a: _digest_of(self.array_refs(a)) for a in present if a in arrays}, arrays)
+        return out
+
+    def _file_problems(self, files: dict, arrays: dict) -> list[str]:
+        out = []
+        root = Path(self.fo)
+        for rel, (size, digest) in sorted(files.items()):
+            p = root / rel
+            try:
+                got_size, got_digest = file_digest(p)
+                if got_size != size:
+                    out.append(f"{rel}: altered ({got_size} bytes, {size} recorded)")
+                elif got_digest != digest:
+                    out.append(f"{rel}: altered")
+            except FileNotFoundError:
+                out.append(f"{rel}: missing")
+            except OSError as e:
+                out.append(f"{rel}: unreadable ({e.strerror})")
+        with_files = {rel.rsplit("/", 1)[0] for rel in files}
+        out += [f"{a}/refs.0.parq: not in the integrity record" for a, (n, _) in sorted(
+            arrays.items()) if n and a not in with_files]
+        return out
+
+    def verify(self) -> StoreHandle:
+        """Raise ValidationError (exit 6), one line, if a part is missing or altered."""
+        problems = self.problems()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ValidationError(f"{self.name}: damaged store: {problems[0]}{more}; build it "
+                                  "again")
+        return self
+
+
+def _digest_of(refs: dict[str, Any]) -> list:
+    keys = sorted(refs)
+    return [len(keys), refs_digest(keys, [refs[k] for k in keys])]
+
+
+def _compare_arrays(got: dict[str, list], recorded: dict[str, list]) -> list[str]:
+    out = []
+    for a, (n, digest) in sorted(got.items()):
+        want_n, want_digest = recorded[a]
+        if n != want_n:
+            out.append(f"{a}: {n} chunk references, {want_n} recorded")
+        elif digest != want_digest:
+            out.append(f"{a}: chunk references altered")
+    return out
+
+
+def _parquet_array_refs(h: StoreHandle, array: str) -> dict[str, Any]:
+    """One array's references read from its ``refs.N.parq`` files (pandas: validate only)."""
+    import base64
+    import itertools
+    import math
+
+    import pandas as pd
+
+    z = h.meta[f"{array}/.zarray"]
+    grid = [math.ceil(s / c) for s, c in zip(z["shape"], z["chunks"], strict=True)] or [1]
+    n = math.prod(grid)
+    token = {u: f"{{{{u{t}}}}}" for t, u in enumerate(h.urls)}
+    keys = (".".join(map(str, i)) for i in itertools.product(*(range(g) for g in grid)))
+    out: dict[str, Any] = {}
+    size = h.record_size or n
+    for record in range(math.ceil(n / size)):
+        path = Path(h.fo) / array / f"refs.{record}.parq"
+        batch = list(itertools.islice(keys, size))
+        try:
+            df = pd.read_parquet(path)
+        except Exception:  # no reference in this record, or a file gone or damaged (problems()
+            continue  # says which from the record)
+        for key, url, off, length, raw in zip(batch, df["path"], df["offset"], df["size"],
+                                              df["raw"] if "raw" in df else itertools.repeat(None),
+                                              strict=False):
+            if raw is not None and not (isinstance(raw, float) and math.isnan(raw)):
+                out[f"{array}/{key}"] = "base64:" + base64.b64encode(bytes(raw)).decode()
+            elif isinstance(url, str):
+                out[f"{array}/{key}"] = [token.get(url, url), int(off), int(length)]
+    return out
+
+
+def _pin(name: str, path: Path) -> tuple[Path, int | None]:
+    """The Parquet folder ``path`` resolves to now, opened and share-locked so that a build
+    does not delete it under the reader (a build deletes an old version only when it can take
+    an exclusive lock on it). Retried when a build swapped or deleted it meanwhile."""
+    for attempt in range(50):
+        real = Path(os.path.realpath(path))
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            if os.path.realpath(path) != str(real):
+                continue  # swapped and pruned between resolving and opening: resolve again
+            if path.is_symlink():
+                raise ValidationError(f"{name}: damaged store: a link to {os.readlink(path)}, "
+                                      "which is missing (copy a Parquet store with cp -rL)"
+                                      ) from None
+            raise AccessError(f"{name}: no such store") from None
+        except NotADirectoryError:
+            raise BadInputError(f"{name}: a file, not a kerchunk Parquet reference store "
+                                "(a folder)") from None
+        except OSError as e:
+            raise BadInputError(f"{name}: cannot open ({e.strerror})") from None
+        if fcntl is None:
+            return real, fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # a build is deleting this (old) version: resolve again
+            os.close(fd)
+            time.sleep(0.001 * attempt)
+            continue
+        if os.fstat(fd).st_nlink == 0:  # deleted before we locked it
+            os.close(fd)
+            continue
+        return real, fd
+    raise AccessError(f"{name}: replaced too often while opening; try again")
+
+
+def open_handle(store: str | Path | StoreHandle, *, verify: bool = True) -> StoreHandle:
+    """Open a store once: one version, its metadata read, checked against its integrity record
+    (``verify``; a damaged store raises ValidationError, exit 6)."""
+    if isinstance(store, StoreHandle):
+        return store
+    name, path = str(store), Path(store)
+    fmt = store_format(path)
+    handle = _open_json(name, path) if fmt == "json" else _open_parquet(name, path)
+    return handle.verify() if verify else handle
+
+
+@contextlib.contextmanager
+def opened(store: str | Path | StoreHandle, *, verify: bool = True) -> Iterator[StoreHandle]:
+    """:func:`open_handle` for one block: the handle (and its pin) let go at the end, unless the
+    caller passed a handle of its own."""
+    handle = open_handle(store, verify=verify)
+    try:
+        yield handle
+    finally:
+        if handle is not store:
+            handle.close()
+
+
+def _open_json(name: str, path: Path) -> StoreHandle:
+    not_json = f"{name}: not a kerchunk JSON reference store"
+    try:
+        with open(path, "rb") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise AccessError(f"{name}: no such store") from None
+    except IsADirectoryError:
+        raise BadInputError(f"{name}: a folder, not a kerchunk JSON reference store") from None
+    except OSError as e:
+        raise BadInputError(f"{name}: cannot read ({e.strerror})") from None
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise BadInputError(not_json) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("refs"), dict):
+        raise BadInputError(not_json)
+    refs = doc["refs"]
+    try:
+        if ".zmetadata" in refs:  # written by gcov-index: everything, parsed in one go
+            z = refs[".zmetadata"]
+            meta = (json.loads(z) if isinstance(z, str | bytes) else z)["metadata"]
+        else:
+            meta = metadata_of(refs)  # another tool's JSON store: look through every key
+    except (ValueError, TypeError, KeyError):
+        raise BadInputError(not_json) from None
+    if not isinstance(meta, dict):
+        raise BadInputError(not_json)
+    return StoreHandle(name, path, "json", doc, meta)
+
+
+def _open_parquet(name: str, path: Path) -> StoreHandle:
+    if not os.path.lexists(path):
+        raise AccessError(f"{name}: no such store")
+    real, fd = _pin(name, path)
+    root = str(real)
+    if fd is not None and not re.fullmatch(r"\..+\.parquet\.v\d+", real.name):
+        # a plain folder (written by an older gcov-index, or a copy): a build replacing it
+        # moves it aside, so read it through its descriptor, which follows it (Linux)
+        by_fd = f"/proc/self/fd/{fd}"
+        with contextlib.suppress(OSError):
+            if os.path.samefile(by_fd, real):
+                root = by_fd
+    try:
+        met = json.loads((Path(root) / ".zmetadata").read_bytes())
+        meta, record_size = met["metadata"], met.get("record_size")
+        if not isinstance(meta, dict):
+            raise TypeError
+    except (OSError, ValueError, TypeError, KeyError):
+        if fd is not None:
+            os.close(fd)
+        raise BadInputError(f"{name}: not a kerchunk Parquet reference store") from None
+    return StoreHandle(name, real, "parquet", root, meta, record_size, fd)
+
+
+# -- the functions earlier callers use ------------------------------------------------------------
 def open_refs(store: str | Path) -> dict | str:
     """What fsspec's ReferenceFileSystem takes as ``fo``: a JSON store's references, parsed
-    once, or a Parquet store's path (read lazily by fsspec)."""
-    path = Path(store)
-    fmt = store_format(path)
-    if not path.exists():
-        raise AccessError(f"{store}: no such store")
-    if fmt != "json":
-        return str(path)
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadInputError(f"{store}: not a kerchunk JSON reference store") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("refs", {}), dict):  # [], null, ...
-        raise BadInputError(f"{store}: not a kerchunk JSON reference store (no refs object)")
-    return doc
+    once, or a Parquet store's current version folder (read lazily by fsspec)."""
+    return open_handle(store, verify=False).fo
 
 
-def reference_filesystem(fo: dict | str, remote_fs):
-    """An async fsspec ReferenceFileSystem over ``open_refs(store)``, chunks read with
-    ``remote_fs`` (one file system, or a dict of them by protocol)."""
+def reference_filesystem(store: StoreHandle | dict | str, remote_fs):
+    """An async fsspec ReferenceFileSystem over a store handle (or ``fo``), chunks read with
+    ``remote_fs`` (one file system, or a dict of them by protocol). The file system keeps the
+    handle, so the version it reads stays pinned for as long as it is used."""
     import fsspec
 
-    return fsspec.filesystem("reference", fo=fo, asynchronous=True, fs=remote_fs)
+    fo = store.fo if isinstance(store, StoreHandle) else store
+    fs = fsspec.filesystem("reference", fo=fo, asynchronous=True, fs=remote_fs,
+                           skip_instance_cache=True)
+    fs.gcov_index_store = store
+    return fs
 
 
-def metadata(store: str | Path, fo: dict | str | None = None) -> dict[str, dict]:
+def metadata(store: str | Path | StoreHandle, fo: dict | str | None = None) -> dict[str, dict]:
     """Every ``.zgroup`` / ``.zarray`` / ``.zattrs`` of a store, parsed, read from the store
     file(s) alone (JSON refs, or the ``.zmetadata`` of a Parquet store)."""
-    fo = open_refs(store) if fo is None else fo
+    if fo is None or isinstance(store, StoreHandle):
+        return open_handle(store, verify=False).meta
     if isinstance(fo, dict):
         refs = fo.get("refs", {})
-        if ".zmetadata" in refs:  # written by gcov-index: everything, parsed in one go
+        if ".zmetadata" in refs:
             return json.loads(refs[".zmetadata"])["metadata"]
-        return metadata_of(refs)  # another tool's JSON store: look through every key
+        return metadata_of(refs)
     try:
         return metadata_of(json.loads((Path(fo) / ".zmetadata").read_text())["metadata"])
     except (OSError, ValueError, KeyError):
         raise BadInputError(f"{store}: not a kerchunk Parquet reference store") from None
 
 
-def store_attrs(store: str | Path, meta: dict | None = None) -> dict:
+def store_attrs(store: str | Path | StoreHandle, meta: dict | None = None) -> dict:
     """The root ``gcov_index`` attributes of a store, or a clear error if it is not one."""
-    attrs = (meta if meta is not None else metadata(store)).get(".zattrs") or {}
+    if meta is None:
+        return open_handle(store, verify=False).attrs
+    attrs = meta.get(".zattrs") or {}
     if STORE_ATTR not in attrs:
         raise BadInputError(f"{store}: not a gcov-index store (no '{STORE_ATTR}' root attribute)")
     return attrs[STORE_ATTR]

@@ -1,18 +1,46 @@
-"""Writing stores and output files atomically: a reader opening the path sees the old file or
-the new one, never a part; a failed or interrupted write leaves the old one as it was."""
+"""Writing stores and output files atomically: a reader opening the path sees the old store or
+the new one, whole, never a part and never nothing; a failed, interrupted or killed build leaves
+the old one as it was, and the next build removes what it left behind.
+
+- JSON: written to ``.NAME.json.XXXXXXXX.tmp`` beside it, fsynced, then ``os.replace``d.
+- Parquet: written to a temporary folder, fsynced, renamed to the version folder
+  ``.NAME.parquet.vN``; then the link ``NAME.parquet -> .NAME.parquet.vN`` replaces the old link
+  with one ``os.replace`` (a store written by an older gcov-index, a real folder, is swapped with
+  the link in one ``renameat2(RENAME_EXCHANGE)`` where Linux offers it). The previous version is
+  kept for readers still on it; older ones are deleted unless a reader holds them
+  (:class:`~gcov_index.store.layout.StoreHandle` share-locks the version it reads).
+- A build holds an exclusive lock on ``.NAME.lock`` beside the store while it runs: a second
+  build of the same ``--out`` is refused with one line.
+- ``--out`` is only ever replaced if it is a gcov-index store: anything else is refused, untouched.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import BadInputError
 from ..index.tree import VirtualTree
-from .kerchunk import consolidated, expand_templates, tree_to_refs
-from .layout import store_format
+from .kerchunk import consolidated, expand_templates, record_size, tree_to_refs, with_integrity
+from .layout import (
+    INTEGRITY,
+    STORE_ATTR,
+    current_version,
+    fcntl,
+    file_digest,
+    store_format,
+    version_name,
+    versions_of,
+)
 
 
 @contextlib.contextmanager
@@ -30,34 +58,356 @@ def atomic_file(out: Path, suffix: str = ".tmp"):
         raise
 
 
-def write_store(tree: VirtualTree, out: str | Path) -> Path:
-    """Write the tree to ``out`` (.json or .parquet); an existing store is replaced only once
-    the new one is complete, so a failed or interrupted write leaves it as it was."""
+def _tmp(out: Path) -> Path:
+    """A temporary name beside ``out`` (``.NAME.XXXXXXXX.tmp``), which the next build of the
+    same ``out`` removes if this one is killed."""
+    return out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
+
+
+def _link_tmp(out: Path) -> Path:
+    return out.parent / f".{out.name}.link.tmp"
+
+
+def _lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.lock"
+
+
+def _refuse(out: Path, what: str) -> BadInputError:
+    return BadInputError(f"--out {out}: not a gcov-index store ({what}); nothing was changed: "
+                         "remove it or choose another --out")
+
+
+# -- what --out holds ------------------------------------------------------------------------------
+def _has_store_attr(attrs) -> bool:
+    if isinstance(attrs, str | bytes):
+        try:
+            attrs = json.loads(attrs)
+        except ValueError:
+            return False
+    return isinstance(attrs, dict) and isinstance(attrs.get(STORE_ATTR), dict)
+
+
+def _is_json_store(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            doc = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return False
+    refs = doc.get("refs") if isinstance(doc, dict) else None
+    return isinstance(refs, dict) and _has_store_attr(refs.get(".zattrs"))
+
+
+def _is_parquet_store(folder: Path) -> bool:
+    try:
+        met = json.loads((folder / ".zmetadata").read_bytes())
+        return _has_store_attr(met["metadata"].get(".zattrs"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def check_out(out: Path, fmt: str) -> str:
+    """What ``--out`` holds: "absent", "store" (a JSON store), "link" (a Parquet store's link
+    to its version) or "folder" (a Parquet store written by an older gcov-index). Anything
+    else is refused with one line, untouched."""
+    if not os.path.lexists(out):
+        return "absent"
+    if out.is_symlink():
+        if fmt == "parquet" and current_version(out) is not None:
+            return "link"
+        raise _refuse(out, f"a link to {os.readlink(out)}")
+    if fmt == "json":
+        if out.is_dir():
+            raise _refuse(out, "a folder")
+        if not out.is_file():
+            raise _refuse(out, "not a regular file")
+        if not _is_json_store(out):
+            raise _refuse(out, f"a file without the '{STORE_ATTR}' root attribute")
+        return "store"
+    if not out.is_dir():
+        raise _refuse(out, "a file, where a Parquet store is a folder")
+    if not _is_parquet_store(out):
+        raise _refuse(out, "a folder without gcov-index references")
+    return "folder"
+
+
+# -- the lock --------------------------------------------------------------------------------------
+def _lock(out: Path) -> int | None:
+    """An exclusive lock on ``.NAME.lock`` beside ``out``, or one line saying who holds it."""
+    if fcntl is None:
+        return None
+    path = _lock_path(out)
+    for _ in range(20):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as e:
+            raise BadInputError(f"--out {out}: cannot write in {out.parent} "
+                                f"({e.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise BadInputError(f"--out {out}: another gcov-index build is writing it"
+                                f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it "
+                                "to end or choose another --out") from None
+        if _same_file(fd, path):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)  # the build that held it just ended and removed it: take the new one
+    raise BadInputError(f"--out {out}: its lock {path.name} keeps changing; try again")
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+
+
+def _unlock(out: Path, fd: int | None) -> None:
+    if fd is None:
+        return
+    path = _lock_path(out)
+    with contextlib.suppress(OSError):
+        if _same_file(fd, path):
+            os.unlink(path)  # while still held: a build waiting on it retries on the new one
+    os.close(fd)
+
+
+# -- leftovers -------------------------------------------------------------------------------------
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _clean(out: Path, fmt: str) -> None:
+    """Remove what killed builds of ``out`` left: temporary files and folders, the link being
+    made, and old Parquet versions that no reader holds (the current one and the one before it
+    are kept)."""
+    name = re.escape(out.name)
+    pattern = re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp")
+    for entry in os.scandir(out.parent):
+        if pattern.fullmatch(entry.name) or entry.name == _link_tmp(out).name:
+            _remove(Path(entry.path))
+    if fmt == "parquet":
+        _prune(out)
+
+
+def _recover(out: Path, fmt: str) -> None:
+    """Put a store back at ``out`` if a build of an older gcov-index (or a kill between two
+    renames) left none there: its last complete version, or its ``.NAME.old`` folder."""
+    if fmt != "parquet":
+        return
+    old = out.parent / f".{out.name}.old"  # what gcov-index <= 0.x swapped out
+    if not os.path.lexists(out):
+        versions = versions_of(out)
+        if versions:
+            _point(out, versions[max(versions)])
+        elif old.is_dir() and _is_parquet_store(old):
+            os.rename(old, out)
+    if old.exists() and os.path.lexists(out):
+        _remove(old)
+
+
+def _prune(out: Path) -> None:
+    current = current_version(out)
+    versions = versions_of(out)
+    keep = set()
+    if current is not None:
+        keep.add(current)
+        keep.add(max((n for n in versions if n < current), default=-1))
+    for n, path in versions.items():
+        if n not in keep:
+            _remove_version(out, path)
+
+
+def _remove_version(out: Path, path: Path) -> None:
+    """Delete an old version folder, unless a reader holds it (then the next build tries)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+        trash = _tmp(out)
+        os.rename(path, trash)  # gone from the versions at once; a kill leaves a .tmp
+        shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        os.close(fd)
+
+
+# -- renames ---------------------------------------------------------------------------------------
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or the file system does not offer it."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for root, _, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+def _point(out: Path, version: Path) -> None:
+    """Make ``out`` the link to ``version`` in one rename."""
+    link = _link_tmp(out)
+    _remove(link)
+    os.symlink(version.name, link)
+    os.replace(link, out)
+    _fsync_dir(out.parent)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+class Claim:
+    """``--out`` held by one build: locked, checked to be absent or a gcov-index store, its
+    leftovers removed. :meth:`write` replaces the store in one step."""
+
+    def __init__(self, out: Path, fmt: str):
+        self.out = out
+        self.fmt = fmt
+
+    def write(self, tree: VirtualTree) -> Path:
+        out = self.out
+        kind = check_out(out, self.fmt)  # again: the user may have put something there meanwhile
+        refs = with_integrity(tree_to_refs(tree))
+        try:
+            if self.fmt == "json":
+                _write_json(out, refs)
+            else:
+                _write_parquet(out, refs, record_size(tree), legacy=kind == "folder")
+        except OSError as e:
+            raise BadInputError(f"--out {out}: cannot write ({e.strerror or e})") from None
+        return out
+
+
+@contextlib.contextmanager
+def claim(out: str | Path) -> Iterator[Claim]:
+    """Hold ``out`` for one build (see :class:`Claim`); a second build of it is refused."""
     out = Path(out)
     fmt = store_format(out)
-    refs = tree_to_refs(tree)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "json":
-        with atomic_file(out) as tmp, open(tmp, "w") as f:
+    if out.suffix.lower() not in (".json", ".parquet"):
+        raise BadInputError(f"--out {out}: one version of a Parquet store, which is never "
+                            "written again; give the store's name, NAME.parquet")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"--out {out}: cannot create {out.parent} ({e.strerror})") from None
+    fd = _lock(out)
+    try:
+        try:
+            _recover(out, fmt)
+            check_out(out, fmt)
+            _clean(out, fmt)
+        except OSError as e:
+            raise BadInputError(f"--out {out}: cannot write ({e.strerror or e})") from None
+        yield Claim(out, fmt)
+    finally:
+        _unlock(out, fd)
+
+
+def write_store(tree: VirtualTree, out: str | Path) -> Path:
+    """Write the tree to ``out`` (.json or .parquet) in one step; an existing store is replaced
+    only once the new one is complete, and anything else at ``out`` is refused."""
+    with claim(out) as c:
+        return c.write(tree)
+
+
+def _write_json(out: Path, refs: dict) -> None:
+    tmp = _tmp(out)
+    try:
+        with open(tmp, "x") as f:
             json.dump(consolidated(refs), f, separators=(",", ":"))
             f.flush()
             os.fsync(f.fileno())
-        return out
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(out.parent)
+
+
+def _write_parquet(out: Path, refs: dict, size: int, *, legacy: bool) -> None:
     from kerchunk.df import refs_to_dataframe  # pandas and fastparquet: Parquet stores only
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old = out.with_name(f".{out.name}.old")
+    n = max([*versions_of(out), current_version(out) or 0]) + 1
+    old = out.parent / version_name(out, n)  # where a legacy folder goes (the previous version)
+    n += legacy
+    version = out.parent / version_name(out, n)
+    tmp = _tmp(out)
     try:
-        refs_to_dataframe(expand_templates(refs), str(tmp / "store"), record_size=100_000)
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-        os.replace(tmp / "store", out)
+        refs_to_dataframe(expand_templates(refs), str(tmp), record_size=size)
+        _record_files(tmp)
+        _fsync_tree(tmp)
+        os.rename(tmp, version)
     except BaseException:
-        if old.exists() and not out.exists():
-            os.replace(old, out)
-        raise
-    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return out
+        raise
+    _fsync_dir(out.parent)
+    if not legacy:
+        _point(out, version)
+    else:  # an older gcov-index's real folder: swap it with the link in one step if we can
+        link = _link_tmp(out)
+        _remove(link)
+        os.symlink(version.name, link)
+        if _exchange(link, out):
+            os.rename(link, old)  # the link's name now holds the old folder
+        else:  # two renames: for an instant the path is empty (the README says so)
+            os.rename(out, old)
+            try:
+                os.replace(link, out)
+            except BaseException:
+                if not os.path.lexists(out):
+                    os.rename(old, out)
+                raise
+        _fsync_dir(out.parent)
+    _prune(out)
+
+
+def _record_files(folder: Path) -> None:
+    """Add the size and digest of every refs file to the integrity record in ``.zmetadata``."""
+    zmeta = folder / ".zmetadata"
+    met = json.loads(zmeta.read_bytes())
+    gi = (met["metadata"].get(".zattrs") or {}).get(STORE_ATTR)
+    if not isinstance(gi, dict) or INTEGRITY not in gi:
+        return
+    gi[INTEGRITY]["files"] = {p.relative_to(folder).as_posix(): file_digest(p)
+                              for p in sorted(folder.rglob("refs.*.parq"))}
+    zmeta.write_text(json.dumps(met))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gcov_index.index.cache import ManifestCache, default_cache_dir
+from gcov_index.index.cache import ManifestCache, checksum, default_cache_dir
 from gcov_index.index.manifest import MANIFEST_VERSION, ArrayManifest, GranuleManifest, json_value
 from gcov_index.io.fingerprint import Fingerprint
 from tests.unit.manifests import GRID, IDENT, ORBIT, arr, layer, manifest
@@ -193,7 +194,7 @@ def test_cache_entries_hold_the_url_and_no_secret(tmp_path, monkeypatch):
     assert "SECRET" not in text
     d = json.loads(text)
     assert set(d) == {"version", "url", "granule", "fingerprint", "start_time", "root_attrs",
-                      "groups", "arrays"}
+                      "groups", "arrays", "sha256"}
     assert d["url"] == m.url and "?" not in d["url"]
     assert set(d["fingerprint"]) == {"size", "etag", "mtime"}
     lowered = text.lower()
@@ -233,3 +234,68 @@ def test_from_json_leaves_its_input_as_it_was():
     GranuleManifest.from_json(d)
     GranuleManifest.from_json(d)  # twice: nothing was popped
     assert json.dumps(d, sort_keys=True) == before
+
+
+# -- a bad entry is rescanned, never trusted ---------------------------------------------------
+def _rewrite(path: Path, change) -> None:
+    d = json.loads(gzip.decompress(path.read_bytes()))
+    change(d)
+    path.write_bytes(gzip.compress(json.dumps(d).encode()))
+
+
+def test_an_entry_carries_a_checksum_of_its_contents(tmp_path):
+    cache, m = ManifestCache(tmp_path), manifest(0)
+    cache.put(m)
+    d = json.loads(gzip.decompress(cache.path(m.url, m.fingerprint).read_bytes()))
+    assert d["sha256"] == checksum(d) and len(d["sha256"]) == 64
+    assert d["url"] == m.url and d["fingerprint"] == m.fingerprint.to_dict()
+
+
+def _point_at_another_chunk(d):  # HHHH chunk 0.1 pointing where 1.0 is: well-formed, wrong
+    (a,) = [a for a in d["arrays"] if a["path"].endswith("/HHHH")]
+    a["refs"]["0.1"] = a["refs"]["1.0"]
+
+
+@pytest.mark.parametrize("change", [
+    _point_at_another_chunk,
+    lambda d: d.__setitem__("sha256", "0" * 64),
+    lambda d: d.pop("sha256"),
+    lambda d: d.__setitem__("start_time", "2030-01-01T00:00:00"),
+])
+def test_an_altered_entry_is_a_miss_and_is_deleted(tmp_path, change):
+    cache, m = ManifestCache(tmp_path), manifest(0)
+    cache.put(m)
+    path = cache.path(m.url, m.fingerprint)
+    _rewrite(path, change)
+    assert cache.get(m.url, m.fingerprint) is None
+    assert not path.exists()
+
+
+def test_an_entry_of_another_source_is_a_miss(tmp_path):
+    """An entry copied under another granule's key: its checksum holds, its URL and
+    fingerprint do not."""
+    cache, a, b = ManifestCache(tmp_path), manifest(0), manifest(1)
+    cache.put(a)
+    shutil.copy(cache.path(a.url, a.fingerprint), cache.path(b.url, b.fingerprint))
+    assert cache.get(b.url, b.fingerprint) is None
+    assert cache.get(a.url, a.fingerprint) is not None
+
+
+def test_a_folder_where_an_entry_goes_is_a_miss_and_is_replaced(tmp_path):
+    cache, m = ManifestCache(tmp_path), manifest(0)
+    path = cache.path(m.url, m.fingerprint)
+    (path / "inside").mkdir(parents=True)
+    assert cache.get(m.url, m.fingerprint) is None
+    assert not path.exists()
+    path.mkdir()
+    cache.put(m)
+    assert path.is_file() and cache.get(m.url, m.fingerprint) is not None
+
+
+def test_a_cache_that_cannot_be_written_only_means_scanning_again(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cache, m = ManifestCache(blocker), manifest(0)
+    cache.put(m)  # no error
+    assert cache.get(m.url, m.fingerprint) is None
+    assert blocker.read_text() == "not a folder"

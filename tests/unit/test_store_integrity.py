@@ -1,0 +1,207 @@
+"""The store layer on hand-made trees (no HDF5, no server): the integrity record and what
+opening checks, the Parquet versions behind a link, the lock, and leftovers of killed builds."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gcov_index.errors import BadInputError, ValidationError
+from gcov_index.store.layout import (
+    INTEGRITY,
+    STORE_ATTR,
+    SortedRefs,
+    metadata_digest,
+    open_handle,
+)
+from gcov_index.store.write import claim, write_store
+from tests.unit.manifests import GRID, stack
+
+HHHH = f"{GRID}/HHHH"
+
+
+def store_tree(n: int = 3):
+    """A merged tree with the root attributes a build gives it."""
+    tree = stack(n)
+    granules = [{"url": u, "granuleId": u.rsplit("/", 1)[1].removesuffix(".h5"),
+                 "time": f"2025-11-{22 + t}T02:46:18", "fingerprint": {"size": 1}}
+                for t, u in enumerate(tree.urls)]
+    tree.groups[""] = tree.groups[""] | {STORE_ATTR: {
+        "format_version": 2, "granules": granules, "superseded": [],
+        "n_chunk_refs": tree.n_refs, "n_bytes_referenced": tree.n_bytes_referenced}}
+    return tree
+
+
+def edit(store: Path, change) -> None:
+    doc = json.loads(store.read_text())
+    change(doc["refs"])
+    store.write_text(json.dumps(doc))
+
+
+# -- the record --------------------------------------------------------------------------------
+def test_a_store_carries_its_record_and_opens_whole(tmp_path):
+    store = write_store(store_tree(), tmp_path / "s.json")
+    h = open_handle(store)
+    record = h.attrs[INTEGRITY]
+    assert record["version"] == 1 and len(record["metadata"]) == 32
+    assert record["arrays"][HHHH][0] == 3 * 6  # 3 granules x 3 x 2 chunks
+    assert sum(n for n, _ in record["arrays"].values()) == sum(
+        1 for k in h.fo["refs"] if k.rsplit("/", 1)[-1][:1] != ".")
+    assert h.problems() == []
+
+
+def test_the_record_holds_however_the_json_is_formatted(tmp_path):
+    store = write_store(store_tree(), tmp_path / "s.json")
+    doc = json.loads(store.read_text())
+    store.write_text(json.dumps(doc, indent=2, sort_keys=True))  # e.g. jq -S, json.tool
+    assert open_handle(store).problems() == []
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda r: r[f"{HHHH}/1.0.1"].__setitem__(1, 7), f"{HHHH}: chunk references altered"),
+    (lambda r: r.pop(f"{HHHH}/1.0.1"), f"{HHHH}: 17 chunk references, 18 recorded"),
+    (lambda r: r.__setitem__(f"{HHHH}/9.0.0", ["{{u0}}", 1, 2]), "19 chunk references"),
+    (lambda r: r.__setitem__(f"{HHHH}/1.0.1", r[f"{HHHH}/2.0.1"]), "altered"),
+    (lambda r: r.__setitem__(f"{GRID}/.zattrs", "{}"), "per-array metadata differ"),
+    (lambda r: r.__setitem__(".zmetadata", r[".zmetadata"].replace('"units":"1"',
+                                                                   '"units":"2"')),
+     "metadata (.zarray / .zattrs / .zgroup) altered"),
+])
+def test_an_altered_json_store_is_refused(tmp_path, change, problem):
+    store = write_store(store_tree(), tmp_path / "s.json")
+    edit(store, change)
+    with pytest.raises(ValidationError, match="damaged store") as e:
+        open_handle(store)
+    assert problem in str(e.value) and str(store) in str(e.value)
+    assert any(problem in p for p in open_handle(store, verify=False).problems())
+
+
+def test_the_metadata_digest_leaves_the_record_out(tmp_path):
+    store = write_store(store_tree(), tmp_path / "s.json")
+    meta = open_handle(store).meta
+    other = json.loads(json.dumps(meta))
+    other[".zattrs"][STORE_ATTR][INTEGRITY] = {"anything": 1}
+    assert metadata_digest(other) == metadata_digest(meta)
+    other[".zattrs"][STORE_ATTR]["granules"][0]["url"] = "s3://elsewhere/x.h5"
+    assert metadata_digest(other) != metadata_digest(meta)
+
+
+def test_arrays_whose_names_share_a_prefix_are_kept_apart():
+    refs = {"g/HH/0": ["{{u0}}", 1, 2], "g/HH.x/0": ["{{u0}}", 3, 4],
+            "g/HHHH/0": ["{{u0}}", 5, 6], "g/HH/.zarray": "{}", "g/HH/1": "base64:AA=="}
+    s = SortedRefs(refs)
+    assert s.chunk_keys("g/HH") == ["g/HH/0", "g/HH/1"]
+    assert s.chunk_keys("g/HHHH") == ["g/HHHH/0"]
+    assert SortedRefs(dict(reversed(refs.items()))).digests(["g/HH"]) == s.digests(["g/HH"])
+
+
+def test_a_store_without_a_record_opens_unchecked(tmp_path):
+    store = write_store(store_tree(), tmp_path / "s.json")
+
+    def strip(refs):
+        attrs = json.loads(refs[".zattrs"])
+        del attrs[STORE_ATTR][INTEGRITY]
+        refs[".zattrs"] = json.dumps(attrs)
+        del refs[".zmetadata"]
+        refs[f"{HHHH}/1.0.1"][1] = 7  # unnoticed: nothing to check it against
+
+    edit(store, strip)
+    h = open_handle(store)
+    assert h.record is None and h.problems() == []
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"[1, 2]", "not a kerchunk JSON reference store"),
+    (b"null", "not a kerchunk JSON reference store"),
+    (b"\xff\xfe", "not a kerchunk JSON reference store"),
+    (b'{"version": 1, "refs": {".zattrs": "{\\"gcov_index\\": {}}"}}', "lists no granules"),
+    (b'{"version": 1, "refs": {".zgroup": "{}"}}', "no 'gcov_index' root attribute"),
+])
+def test_what_is_not_a_store_is_one_line(tmp_path, content, what):
+    store = tmp_path / "s.json"
+    store.write_bytes(content)
+    with pytest.raises(BadInputError, match=what):
+        open_handle(store)
+
+
+def test_a_folder_named_json_is_one_line(tmp_path):
+    (tmp_path / "s.json").mkdir()
+    with pytest.raises(BadInputError, match="a folder, not a kerchunk JSON"):
+        open_handle(tmp_path / "s.json")
+
+
+# -- Parquet: versions behind a link -------------------------------------------------------------
+def test_parquet_versions_behind_a_link(tmp_path):
+    out = tmp_path / "s.parquet"
+    tree = store_tree()
+    for _ in range(3):
+        write_store(tree, out)
+    assert os.readlink(out) == ".s.parquet.v3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.parquet.v2", ".s.parquet.v3",
+                                                          "s.parquet"]
+    h = open_handle(out)
+    assert h.path == tmp_path / ".s.parquet.v3" and h.problems(deep=True) == []
+    assert len(open_handle(h.path).urls) == 3  # one version, opened by its folder's name
+    with pytest.raises(BadInputError, match="one version of a Parquet store"):
+        write_store(tree, h.path)
+    assert sorted(h.record["files"]) == sorted(
+        str(p.relative_to(h.path)) for p in h.path.rglob("refs.*.parq"))
+    as_json = open_handle(write_store(tree, tmp_path / "s.json"))
+    assert h.array_refs(HHHH) == as_json.array_refs(HHHH)  # the same references, read back
+    assert h.record["arrays"] == as_json.record["arrays"]
+
+
+def test_a_deleted_refs_file_is_refused(tmp_path):
+    out = write_store(store_tree(), tmp_path / "s.parquet")
+    (out / HHHH / "refs.0.parq").unlink()
+    with pytest.raises(ValidationError, match=f"{HHHH}/refs.0.parq: missing"):
+        open_handle(out)
+
+
+# -- the lock and leftovers ----------------------------------------------------------------------
+def test_a_second_claim_of_one_out_is_refused(tmp_path):
+    out = tmp_path / "s.json"
+    with claim(out):
+        assert (tmp_path / ".s.json.lock").read_text().strip() == str(os.getpid())
+        with pytest.raises(BadInputError, match=rf"--out {out}: another gcov-index build is "
+                           rf"writing it \(pid {os.getpid()}\)"), claim(out):
+            pass
+        with claim(tmp_path / "t.json"):  # another --out: not held
+            pass
+    assert list(tmp_path.iterdir()) == []
+    with claim(out):  # released
+        pass
+
+
+def test_leftovers_of_killed_builds_are_removed_and_nothing_else(tmp_path):
+    tree = store_tree()
+    leftovers = [".s.json.abcd1234.tmp", ".s.json.k3j_x9zz.tmp", ".s.parquet.0123abcd.tmp",
+                 ".s.parquet.link.tmp"]
+    kept = [".s.json.backup", ".other.json.abcd1234.tmp", "notes.txt",
+            ".s.json.abcd1234.tmp.keep"]
+    for name in leftovers[:2] + kept:
+        (tmp_path / name).write_text("x")
+    (tmp_path / leftovers[2] / "store").mkdir(parents=True)
+    (tmp_path / leftovers[3]).symlink_to("nowhere")
+    write_store(tree, tmp_path / "s.json")
+    write_store(tree, tmp_path / "s.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*kept, "s.json", "s.parquet", ".s.parquet.v1"])
+
+
+def test_an_older_gcov_index_s_hidden_store_is_put_back_first(tmp_path):
+    """gcov-index before versions could be killed between two renames, leaving the store in
+    .NAME.parquet.old and nothing at the path: the next build puts it back, then replaces it
+    (kept as the previous version)."""
+    out = tmp_path / "s.parquet"
+    staging = write_store(store_tree(2), tmp_path / "old.parquet")
+    os.rename(staging.resolve(), tmp_path / ".s.parquet.old")
+    staging.unlink()
+    write_store(store_tree(3), out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.parquet.v1", ".s.parquet.v2",
+                                                          "s.parquet"]
+    assert len(open_handle(tmp_path / ".s.parquet.v1").urls) == 2
+    assert len(open_handle(out).urls) == 3
