@@ -208,6 +208,8 @@ def _check_store(store: str) -> None:
     try:
         mode = Path(store).expanduser().stat().st_mode
     except (FileNotFoundError, NotADirectoryError):
+        if Path(store).expanduser().is_symlink():  # a Parquet link without its version folder:
+            return  # the store layer says which version is missing and what to do
         raise AccessError(f"{store}: no such store") from None
     except OSError as e:
         raise BadInputError(f"{store}: cannot read the store ({e.strerror})") from None

@@ -484,7 +484,7 @@ CASES = [
     case("info-json-whitespace", 2, ["info", "{t}/ws.json"], "{t}/ws.json"),
     case("info-json-truncated", 2, ["info", "{t}/truncated.json"], "{t}/truncated.json"),
     case("info-json-empty-object", 2, ["info", "{t}/obj.json"], "{t}/obj.json",
-         "not a gcov-index store"),
+         "not a kerchunk JSON reference store"),
     case("info-json-refs-list", 2, ["info", "{t}/refs-list.json"], "{t}/refs-list.json"),
     case("info-json-refs-string", 2, ["info", "{t}/refs-str.json"], "{t}/refs-str.json"),
     case("info-json-not-gcov-index", 2, ["info", "{t}/kerchunk.json"], "{t}/kerchunk.json",

@@ -524,7 +524,10 @@ def test_out_never_replaces_what_is_not_a_store(local, tmp_path, capsys, case):
     make(out)
     before = listing(tmp_path)
     rc = main(["build", local["paths"][0], "--out", str(out), "--quiet", "--no-cache"])
-    one_line(capsys, rc, 2, f"--out {out}: not a gcov-index store")
+    # the CLI refuses the wrong kind of entry before the store layer looks inside
+    kind = {"a folder named .json": "is a directory",
+            "a pandas Parquet file": "is a file, not a Parquet store"}
+    one_line(capsys, rc, 2, f"--out {out}: {kind.get(case, 'not a gcov-index store')}")
     assert listing(tmp_path) == before  # untouched, and no lock or temporary left
 
 
