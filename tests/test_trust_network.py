@@ -334,6 +334,16 @@ def test_at_20_percent_nothing_wrong_and_every_failure_is_exit_3(stores, archive
             if name.endswith((".json", ".parquet")):
                 assert _content(d / name) == clean[name][2]  # the earlier store, untouched
     assert failed >= 2  # the failure path was taken
+    # validate under the same faults: a source it cannot read is "not checked" (exit 3) with
+    # one line, never "does not match its sources" (exit 6)
+    codes = []
+    for _ in range(3):
+        for store in ("s3.json", "https.json"):
+            rc = main(["validate", str(tmp_path / "clean" / store), "--sample", "3"])
+            err = capsys.readouterr().err.strip().splitlines()
+            codes.append(rc)
+            assert rc in (0, 3), (store, rc, err)
+            assert err == [] if rc == 0 else len(err) == 1, err
 
 
 # ---------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from ..errors import (
 )
 from ..index.manifest import GranuleManifest
 from ..index.scan import scan
-from ..io.access import Access, open_reader, remote_error
+from ..io.access import Access, open_reader, read_failure, remote_error
 from ..io.fingerprint import Fingerprint, fingerprint
 from ..store.layout import StoreHandle, array_paths, opened
 from .open import protocol_rewriter, zarr_store
@@ -144,8 +144,8 @@ def _integrity(handle: StoreHandle, granules: list[dict], report: ValidationRepo
 # -- 2. source unchanged --------------------------------------------------------------------------
 def _gone(error: GcovIndexError) -> bool:
     """A source that is certainly not there any more (404, no such file), as opposed to one
-    that could not be reached."""
-    return "no such" in str(error)
+    that could not be reached: io.access classifies it (``kind``)."""
+    return getattr(error, "kind", None) == "missing"
 
 
 def _fingerprints(granules, rewrite, access: Access, report: ValidationReport) -> dict:
@@ -322,33 +322,27 @@ def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access):
     source read differ, or could not be made; the source HDF5 is opened once."""
     import h5py
 
+    reader = None
     try:
         obj, name = access.object_store(url)
-        reader = open_reader(obj, name)
+        reader = open_reader(obj, name, url)
         with h5py.File(reader, "r") as f:
             for key in keys:
-                problem = _compare(zs, meta, key, f, url)
+                problem = _compare(zs, meta, key, f, url, reader)
                 if problem:
                     yield key, *problem
     except AuthError:
         raise
     except Exception as e:  # an unchanged source that cannot be read now
-        yield keys[0], f"reading the source failed ({remote_error(url, e)})", False
+        failed = read_failure(url, e, reader) or remote_error(url, e)
+        if isinstance(failed, AuthError):
+            raise failed from None
+        yield keys[0], f"reading the source failed ({failed})", False
 
 
-def _transport(e: BaseException) -> bool:
-    """Whether a failed read through the store failed on the way (network, refused, missing
-    object) rather than on the bytes."""
-    chain, x = [], e
-    while x is not None and len(chain) < 8:
-        chain.append(x)
-        x = x.__cause__ or x.__context__
-    return any(isinstance(x, OSError | TimeoutError | ConnectionError | GcovIndexError)
-               or type(x).__module__.split(".")[0] in ("obstore", "aiohttp", "fsspec")
-               or type(x).__name__ == "ReferenceNotReachable" for x in chain)
-
-
-def _compare(zs, meta: dict, key: str, f, url: str) -> tuple[str, bool] | None:
+def _compare(zs, meta: dict, key: str, f, url: str, reader) -> tuple[str, bool] | None:
+    """(problem, proven) when the chunk read through the store and the region read from the
+    source differ or could not both be read; proven only when bytes arrived and differ."""
     import zarr
 
     path, _, chunk = key.rpartition("/")
@@ -357,10 +351,10 @@ def _compare(zs, meta: dict, key: str, f, url: str) -> tuple[str, bool] | None:
     try:
         got = zarr.open_array(zs, path=path, mode="r", zarr_format=2)[(idx[0], *region)]
     except Exception as e:
-        if _transport(e):
-            err = remote_error(url, e)
-            if isinstance(err, AuthError):
-                raise err from None
+        err = read_failure(url, e)  # a read that failed on the way: refused, missing, lost
+        if isinstance(err, AuthError):
+            raise err from None
+        if err is not None:
             return f"reading through the store failed ({err})", False
         return f"reading through the store failed ({type(e).__name__}: {first_line(e)})", True
     try:
@@ -368,7 +362,10 @@ def _compare(zs, meta: dict, key: str, f, url: str) -> tuple[str, bool] | None:
     except KeyError as e:  # a dataset gone from a source whose fingerprint did not change
         return f"not in the source ({first_line(e)})", True
     except Exception as e:
-        return f"reading the source failed ({remote_error(url, e)})", False
+        failed = read_failure(url, e, reader) or remote_error(url, e)
+        if isinstance(failed, AuthError):
+            raise failed from None
+        return f"reading the source failed ({failed})", False
     got = np.ascontiguousarray(got)
     if src.dtype.names and got.dtype.kind == "c":  # {r, i} compound, exposed as complex
         src = src.view(got.dtype).reshape(got.shape)
