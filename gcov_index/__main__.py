@@ -36,9 +36,9 @@ def run() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    if code != 0:
-        os._exit(code)
-    sys.exit(code)
+    # ended at once, success or not: obstore's runtime threads must not meet a finalizing
+    # interpreter (an abort or a segfault at exit); every output is closed and flushed by now
+    os._exit(code)
 
 
 if __name__ == "__main__":

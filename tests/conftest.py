@@ -7,6 +7,8 @@ CMR), writes HDF5 granules or runs the CLI in subprocesses. ``make test`` runs b
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,26 @@ from tests.support.granules import make_stack
 from tests.support.services import LocalArchive
 
 UNIT = Path(__file__).parent / "unit"
+
+
+_EXIT: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    _EXIT.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config) -> None:
+    """End the test process as soon as pytest is done with it. The session leaves many obstore
+    stores (Rust, with tokio threads and Python credential callbacks) alive; one of those
+    threads calling into the interpreter while it finalizes crashed the process at exit after
+    '730 passed' (a segfault, once in CI's run). The summary is printed and every fixture torn
+    down by now; the CLI ends its process the same way (gcov_index/__main__.py)."""
+    if _EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT[-1])
 
 
 def pytest_collection_modifyitems(items) -> None:
