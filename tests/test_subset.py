@@ -113,12 +113,36 @@ def test_not_a_gcov_index_store(tmp_path, capsys):
     fails(capsys, [str(other), "--bbox", *map(str, BBOX_LL)], 2, "not a gcov-index store")
 
 
-def test_unreachable_sources(stores, archive_env, capsys, tmp_path):
-    refs = json.loads(stores["s3.json"].read_text())
-    refs["templates"] = {k: v.replace("_001.h5", "_009.h5") for k, v in refs["templates"].items()}
-    moved = tmp_path / "moved.json"
-    moved.write_text(json.dumps(refs))
-    fails(capsys, [str(moved), "--bbox", *map(str, BBOX_LL)], 3, "reading frequencyA/HHHH")
+def _local_store(stack, tmp_path):
+    """A JSON store of copies of the stack's granules, which the test may then spoil."""
+    from gcov_index import build
+
+    copies = []
+    for p in stack["paths"]:
+        copies.append(tmp_path / p.name)
+        copies[-1].write_bytes(p.read_bytes())
+    return build([str(c) for c in copies], tmp_path / "s.json", cache=False).store, copies
+
+
+def test_unreachable_sources(stack, capsys, tmp_path):
+    store, copies = _local_store(stack, tmp_path)
+    for c in copies:
+        c.unlink()
+    fails(capsys, [str(store), "--bbox", *map(str, BBOX_LL)], 3, "reading frequencyA/HHHH")
+
+
+def test_a_chunk_that_does_not_decode_is_not_called_unreachable(stack, capsys, tmp_path):
+    """Bytes that arrive and do not decode are the store's (or a source's) fault: exit 6 with
+    a hint to validate, not exit 3 'unreachable'."""
+    store, copies = _local_store(stack, tmp_path)
+    refs = json.loads(store.read_text())["refs"]
+    offsets = {v[1] for k, v in refs.items() if k.startswith(f"{GRID}/HHHH/") and
+               isinstance(v, list) and v[0] == "{{u0}}"}
+    with open(copies[0], "r+b") as f:  # every HHHH chunk of the first granule spoilt
+        for offset in offsets:
+            f.seek(offset)
+            f.write(b"\xff" * 64)
+    fails(capsys, [str(store), "--bbox", *map(str, BBOX_LL)], 6, "does not decode")
 
 
 @pytest.mark.parametrize("protocol", ["s3", "https"])

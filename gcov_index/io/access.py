@@ -44,7 +44,6 @@ from .retry import DEFAULT, RetryPolicy
 # block holds one metadata page (shared/gcov-product.md)
 PAGE = 4 * 1024 * 1024
 CACHED_PAGES = 64
-RETRY = DEFAULT.obstore_retry()  # obstore's RetryConfig of the default RetryPolicy
 
 # S3 bucket names (so that a store's bucket can only ever be a bucket at the configured endpoint)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -59,7 +58,6 @@ _REFUSED = re.compile(r"\b(?:401|403) (?:Unauthorized|Forbidden)\b|status(?: cod
                       r"|\b(?:ExpiredToken|InvalidAccessKeyId|InvalidToken|AccessDenied"
                       r"|SignatureDoesNotMatch|Unauthenticated|token was rejected)\b")
 _MISSING = re.compile(r"\b404 Not Found\b|status(?: code)?:? 404\b|\bNoSuchKey\b")
-KINDS = ("refused", "missing", "unreachable")
 
 # hosts read without the token because they are not trusted: netloc -> why (no secret here)
 _untrusted: dict[str, str] = {}
@@ -125,13 +123,22 @@ def _tidy(line: str) -> str:
     return line
 
 
+_QUERY = re.compile(r"(\w+://[^\s?#'\"<>]+)\?[^\s'\"<>]*")
+
+
+def _no_query(line: str) -> str:
+    """URLs without their query: a pre-signed URL's query holds a key id and a session token."""
+    return _QUERY.sub(r"\1?...", line)
+
+
 def _detail(chain: list[BaseException]) -> str:
     """The most telling line: the first library error (obstore, OS) of the chain."""
     for e in chain:
         if type(e).__module__.startswith("obstore") or (
                 isinstance(e, OSError) and str(e).strip()):
-            return _tidy(first_line(e, 1000))[:200]
-    return next((first_line(e, 200) for e in chain if str(e).strip()), type(chain[0]).__name__)
+            return _no_query(_tidy(first_line(e, 1000)))[:200]
+    return _no_query(next((first_line(e, 200) for e in chain if str(e).strip()),
+                          type(chain[0]).__name__))
 
 
 def _not_trusted(what: str, text: str) -> str | None:
@@ -145,7 +152,7 @@ def remote_error(what: str, exc: BaseException) -> AccessError:
     """One clear error for a failed remote read: AuthError when access was refused (a
     rejected token, expired or unknown credentials, a host that refused a read without the
     token), AccessError otherwise ("no such object", or "unreachable" after the retries). The
-    error's ``kind`` attribute is one of ``KINDS``."""
+    error's ``kind`` attribute is "refused", "missing" or "unreachable"."""
     if isinstance(exc, AccessError):
         return exc
     chain = _chain(exc)
@@ -364,13 +371,6 @@ class Access:
         https); ``only`` ("s3" or "https") refuses URLs that are not then of that family."""
         return ChunkFileSystem(self, rewrite, only)
 
-    def remote_filesystem(self, protocol: str) -> ChunkFileSystem:
-        """An async fsspec file system for chunk reads, credentials renewing as they expire
-        (``protocol`` is checked; every remote URL is routed by :meth:`route`)."""
-        if protocol not in ("s3", "http", "https"):
-            raise AccessError(f"unsupported protocol {protocol!r} (use s3 or https)")
-        return self.chunk_filesystem()
-
     def s3fs_options(self) -> dict:
         """``remote_options`` for plain fsspec/s3fs users (credentials valid for one hour)."""
         options = ({"client_kwargs": {"region_name": self.endpoints.region}}
@@ -398,7 +398,8 @@ class Access:
 # chunk reads of a reference store
 
 
-def _family(url: str) -> str:
+def family(url: str) -> str:
+    """``s3``, ``file``, or ``https`` for both http and https URLs."""
     scheme = urlsplit(url).scheme.lower()
     return "https" if scheme == "http" else scheme
 
@@ -421,7 +422,7 @@ class ChunkFileSystem(AsyncFileSystem):
 
     def _target(self, path: str):
         url = self.rewrite(path) if self.rewrite else path
-        if self.only and _family(url) != self.only:
+        if self.only and family(url) != self.only:
             raise _kind(AccessError(f"{path}: cannot be read over {self.only}"), "missing")
         store, key = self.access.route(url)
         return url, store, key
@@ -435,9 +436,14 @@ class ChunkFileSystem(AsyncFileSystem):
                 return (await result.bytes_async()).to_bytes()
             if start is None or end is None or start < 0 or end < 0:
                 raise NotImplementedError(f"{path}: open-ended range {start}-{end}")
-            return (await obstore.get_range_async(store, key, start=start, end=end)).to_bytes()
+            data = (await obstore.get_range_async(store, key, start=start,
+                                                  end=end)).to_bytes()
         except Exception as e:
             raise remote_error(url, e) from e
+        if len(data) != end - start:  # a short body is a failed read, not a corrupt chunk
+            raise _kind(AccessError(f"{url}: unreachable (bytes {start}-{end}: {len(data)} of "
+                                    f"{end - start} received)"), "unreachable")
+        return data
 
     async def _cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return",
                           **kwargs):

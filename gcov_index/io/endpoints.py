@@ -144,12 +144,6 @@ class Endpoints:
         return (f"{host}{'' if port == DEFAULT_PORTS.get(scheme) else f':{port}'} is not a "
                 "trusted host (to trust it, add it to GCOV_INDEX_TRUSTED_HOSTS)")
 
-    def token_hosts(self) -> list[str]:
-        """The hosts the token may go to (for messages and documentation)."""
-        out = [f"{h}:{p}" for h, p in (_origin(u) for u in (
-            self.https_base, self.s3_credentials_url, self.edl_url))]
-        return list(dict.fromkeys(out + list(self.trusted_hosts)))
-
     @property
     def is_nasa(self) -> bool:
         return self.cmr_host == PROD.cmr_host

@@ -13,14 +13,8 @@ import xarray as xr
 import zarr
 
 from ..errors import BadInputError
-from ..io.access import Access
+from ..io.access import Access, family
 from ..store.layout import StoreHandle, open_handle, reference_filesystem
-
-
-def _family(url: str) -> str:
-    """``s3``, ``file``, or ``https`` for both http and https URLs."""
-    scheme = urlparse(url).scheme
-    return "https" if scheme == "http" else scheme
 
 
 def _local_fs():
@@ -34,7 +28,7 @@ def protocol_rewriter(access: Access, protocol: str, store, urls: list[str]):
     """The s3 -> https (or https -> s3) rewrite, checked on every granule URL of the store."""
     rewrite = access.to_https if protocol == "https" else access.to_s3
     for url in urls:
-        if _family(url) not in (protocol, "file") and _family(rewrite(url)) != protocol:
+        if family(url) not in (protocol, "file") and family(rewrite(url)) != protocol:
             where = f"under {access.https_base}" if protocol == "s3" else "an s3:// URL"
             raise BadInputError(f"{store}: cannot read {url} over {protocol} (it is not {where}; "
                                 "set GCOV_INDEX_HTTPS_BASE)")

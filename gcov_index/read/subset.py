@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..errors import BadInputError
-from ..io.access import Access, remote_error
+from ..errors import BadInputError, ValidationError, first_line
+from ..io.access import Access, read_failure
 from ..product import GRIDS
 from ..store.layout import opened
 from ..store.write import atomic_file
@@ -141,7 +141,13 @@ def _read(store, key: str, clipped: xr.DataArray) -> np.ndarray:
     try:
         return clipped.values  # every chunk the box touches, all time steps, read at once
     except Exception as e:
-        raise remote_error(f"{store}: reading {key}", e) from None
+        failed = read_failure(f"{store}: reading {key}", e)  # refused, missing, unreachable
+        if failed is not None:
+            raise failed from None
+        # the bytes arrived and do not decode: the store (or a source) is not what it says
+        raise ValidationError(f"{store}: reading {key}: a chunk does not decode "
+                              f"({type(e).__name__}: {first_line(e)}); run gcov-index "
+                              "validate") from None
 
 
 def _statistic(values: np.ndarray, da: xr.DataArray, stat: str, db: bool) -> xr.DataArray:

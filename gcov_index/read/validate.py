@@ -157,8 +157,11 @@ def _fingerprints(granules, rewrite, access: Access, report: ValidationReport) -
             if isinstance(now, AuthError):  # the user's login, not the store, is at fault
                 raise now
             if isinstance(now, GcovIndexError):
-                target = report.findings if _gone(now) else report.unreachable
-                target.append(Finding(g["granuleId"], f"source unreachable ({now})"))
+                if _gone(now):  # the store points at a source that is not there: a mismatch
+                    report.findings.append(Finding(g["granuleId"], f"source gone ({now})"))
+                else:  # not reachable now: not checked, not a mismatch
+                    report.unreachable.append(Finding(g["granuleId"], f"source unreachable "
+                                                                      f"({now})"))
                 continue
             keys = ("size",) if url != g["url"] else ("size", "etag", "mtime")
             try:
@@ -211,7 +214,8 @@ def _references(handle: StoreHandle, granules, reachable: dict, access: Access,
     with ThreadPoolExecutor(max_workers=4) as pool:
         for t, g, m in pool.map(rescan, todo):
             if isinstance(m, GcovIndexError):
-                report.unreachable.append(Finding(g["granuleId"], f"chunk index not read ({m})"))
+                target = report.findings if _gone(m) else report.unreachable
+                target.append(Finding(g["granuleId"], f"chunk index not read ({m})"))
                 continue
             expected = _expected_refs(m, t, meta)
             report.refs_checked += len(expected)

@@ -233,3 +233,15 @@ def test_a_refusal_by_an_untrusted_host_says_the_token_was_not_sent():
     assert type(err) is AuthError and err.kind == "refused"
     assert "the Earthdata token was not sent: 127.0.0.9:7777 is not a trusted host" in str(err)
     assert "GCOV_INDEX_TRUSTED_HOSTS" in str(err)
+
+
+def test_an_error_line_never_quotes_a_presigned_query():
+    """After a redirect, obstore's errors name the pre-signed URL: its query holds a key id and
+    a session token, which must not reach a terminal or a log."""
+    from gcov_index.io.access import remote_error
+
+    err = remote_error("https://nisar.example/x.h5", OSError(
+        "GET https://bucket.s3.example/x.h5?X-Amz-Credential=AKIAX&X-Amz-Security-Token=SECRET"
+        " failed: connection reset"))
+    assert "SECRET" not in str(err) and "AKIAX" not in str(err)
+    assert "https://bucket.s3.example/x.h5?..." in str(err)
