@@ -303,6 +303,7 @@ def cmd_search(args) -> int:
 def cmd_build(args) -> int:
     from .store.build import build
     from .store.layout import store_format
+    from .store.write import check_out
 
     if args.granules and _has_search(args):
         raise BadInputError("give granules or a search (--aoi, --start, ...), not both")
@@ -313,6 +314,7 @@ def cmd_build(args) -> int:
     if not args.out.strip():
         raise BadInputError("--out '': give the store's name, NAME.json or NAME.parquet")
     _check_output("--out", args.out, directory=store_format(args.out) == "parquet")
+    check_out(Path(args.out).expanduser(), store_format(args.out))  # only a store is replaced
     if not args.no_cache and not args.dry_run:
         _check_cache_dir(args.cache_dir)
     if args.granules:

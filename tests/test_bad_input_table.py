@@ -930,3 +930,15 @@ def test_a_rejected_token_is_one_line_in_a_real_process(stores, archive, tmp_pat
     assert (proc.returncode, proc.stdout) == (4, ""), proc.stderr
     (line,) = proc.stderr.splitlines()
     assert line.startswith(f"gcov-index: error: {stores[store]}: ") and "not-a-token" not in line
+
+
+def test_a_search_build_refuses_an_out_that_is_not_a_store_before_asking_cmr(tmp_path, capsys,
+                                                                            monkeypatch):
+    """A user's JSON at --out is refused before the search (CMR here would be unreachable)."""
+    monkeypatch.setenv("GCOV_INDEX_CMR_HOST", "127.0.0.1:9")
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"a": 1}')
+    rc = main(["build", "--aoi", "-118,36,-117,37", "--out", str(mine)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "not a gcov-index store" in err[0], err
+    assert mine.read_text() == '{"a": 1}'
