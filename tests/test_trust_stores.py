@@ -410,6 +410,13 @@ def _set(refs, key, value):
     refs[key] = value
 
 
+def _swap_templates(store: Path) -> None:
+    doc = json.loads(store.read_text())
+    t = doc["templates"]
+    t["u0"], t["u1"] = t["u1"], t["u0"]
+    store.write_text(json.dumps(doc))
+
+
 DAMAGE = {
     "parquet: HHHH refs file deleted": (
         "parquet", lambda s: _parquet_file(s, HHHH).unlink(), f"{HHHH}/refs.0.parq: missing"),
@@ -431,11 +438,12 @@ DAMAGE = {
     "json: a per-array .zattrs edited": (
         "json", lambda s: _json_edit(s, lambda r: _set(r, f"{HHHH}/.zattrs", "{}")),
         "per-array metadata differ"),
+    "json: two URL templates swapped": ("json", _swap_templates, "template u0: chunks read from"),
 }
 
 
 VALIDATE_TOO = {"parquet: HHHH refs file deleted", "parquet: the version folder gone",
-                "json: an offset changed"}
+                "json: an offset changed", "json: two URL templates swapped"}
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))

@@ -252,12 +252,13 @@ class StoreHandle:
         Always: the metadata, and every array's references (JSON) or every refs file's size
         and bytes (Parquet). ``deep`` also re-derives a Parquet store's references and checks
         them against the record (validate)."""
+        out = self._template_problems()
         rec = self.record
         if rec is None:
-            return []
+            return out
         if rec.get("version") != INTEGRITY_VERSION:
-            return [f"integrity record version {rec.get('version')!r} unknown to this gcov-index"]
-        out = []
+            return [*out, f"integrity record version {rec.get('version')!r} unknown to this "
+                    "gcov-index"]
         if metadata_digest(self.meta) != rec.get("metadata"):
             out.append("metadata (.zarray / .zattrs / .zgroup) altered")
         arrays: dict = rec.get("arrays") or {}
@@ -277,6 +278,23 @@ class StoreHandle:
             if deep:
                 out += _compare_arrays(
                     {a: _digest_of(self.array_refs(a)) for a in present if a in arrays}, arrays)
+        return out
+
+    def _template_problems(self) -> list[str]:
+        """A JSON store's chunks are read through its URL templates: template ``uT`` must name
+        granule T's recorded URL, or the values read would be labelled with the wrong granule.
+        (``protocol=`` rewrites URLs when reading and never edits the templates.)"""
+        if self.fmt != "json":
+            return []
+        templates = self.fo.get("templates", {})
+        if not isinstance(templates, dict):
+            return ["URL templates malformed"]
+        out = []
+        for t, url in enumerate(self.urls):
+            read_from = templates.get(f"u{t}", url)
+            if read_from != url:
+                out.append(f"template u{t}: chunks read from {read_from}, not from the "
+                           f"indexed granule {url}")
         return out
 
     def _file_problems(self, files: dict, arrays: dict) -> list[str]:

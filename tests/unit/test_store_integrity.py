@@ -79,6 +79,26 @@ def test_an_altered_json_store_is_refused(tmp_path, change, problem):
     assert any(problem in p for p in open_handle(store, verify=False).problems())
 
 
+def test_swapped_url_templates_are_refused(tmp_path):
+    """Template uT must name granule T's recorded URL: swapped, every value would be labelled
+    with the wrong granule."""
+    store = write_store(store_tree(), tmp_path / "s.json")
+    doc = json.loads(store.read_text())
+    t = doc["templates"]
+    swapped = {**t, "u0": t["u1"], "u1": t["u0"]}
+    store.write_text(json.dumps({**doc, "templates": swapped}))
+    with pytest.raises(ValidationError, match=r"damaged store: template u0: chunks read from "
+                       r".+, not from the indexed granule .+ \(and 1 more\)"):
+        open_handle(store)
+    assert len(open_handle(store, verify=False).problems()) == 2
+    store.write_text(json.dumps({**doc, "templates": dict(reversed(t.items()))}))
+    assert open_handle(store).problems() == []  # the same templates in another order: whole
+    doc["templates"] = ["s3://x"]
+    store.write_text(json.dumps(doc))
+    with pytest.raises(ValidationError, match="damaged store: URL templates malformed"):
+        open_handle(store)
+
+
 def test_the_metadata_digest_leaves_the_record_out(tmp_path):
     store = write_store(store_tree(), tmp_path / "s.json")
     meta = open_handle(store).meta
