@@ -200,17 +200,21 @@ def _clean(out: Path, fmt: str) -> None:
 
 def _recover(out: Path, fmt: str) -> None:
     """Put a store back at ``out`` if a build of an older gcov-index (or a kill between two
-    renames) left none there: its last complete version, or its ``.NAME.old`` folder."""
+    renames) left none there: its last complete version, or its ``.NAME.old`` folder. Called
+    once :func:`check_out` has found ``out`` absent or a gcov-index store; ``.NAME.old`` is
+    only touched if it is a gcov-index Parquet store too."""
     if fmt != "parquet":
         return
     old = out.parent / f".{out.name}.old"  # what gcov-index <= 0.x swapped out
+    ours = not old.is_symlink() and old.is_dir() and _is_parquet_store(old)
     if not os.path.lexists(out):
         versions = versions_of(out)
         if versions:
             _point(out, versions[max(versions)])
-        elif old.is_dir() and _is_parquet_store(old):
+        elif ours:
             os.rename(old, out)
-    if old.exists() and os.path.lexists(out):
+            return
+    if ours and os.path.lexists(out):
         _remove(old)
 
 
@@ -332,8 +336,9 @@ def claim(out: str | Path) -> Iterator[Claim]:
     fd = _lock(out)
     try:
         try:
+            check_out(out, fmt)  # first: what is not ours is refused before anything is touched
             _recover(out, fmt)
-            check_out(out, fmt)
+            check_out(out, fmt)  # again: what recovery put back
             _clean(out, fmt)
         except OSError as e:
             raise BadInputError(f"--out {out}: cannot write ({e.strerror or e})") from None

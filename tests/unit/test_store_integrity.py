@@ -225,3 +225,29 @@ def test_an_older_gcov_index_s_hidden_store_is_put_back_first(tmp_path):
                                                           "s.parquet"]
     assert len(open_handle(tmp_path / ".s.parquet.v1").urls) == 2
     assert len(open_handle(out).urls) == 3
+
+
+def test_a_refused_out_leaves_a_user_s_old_folder_alone(tmp_path):
+    """--out a user's folder named NAME.parquet, beside a .NAME.parquet.old of theirs: the
+    build is refused and neither is touched."""
+    out = tmp_path / "data.parquet"
+    out.mkdir()
+    (out / "mine.csv").write_text("a,b")
+    old = tmp_path / ".data.parquet.old"
+    old.mkdir()
+    (old / "notes.txt").write_text("keep me")
+    with pytest.raises(BadInputError, match="not a gcov-index store"):
+        write_store(store_tree(), out)
+    assert (out / "mine.csv").read_text() == "a,b"
+    assert (old / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".data.parquet.old",
+                                                          "data.parquet"]
+
+
+def test_an_old_folder_that_is_not_a_store_is_kept_beside_a_store(tmp_path):
+    out = write_store(store_tree(), tmp_path / "s.parquet")
+    old = tmp_path / ".s.parquet.old"
+    old.mkdir()
+    (old / "notes.txt").write_text("keep me")
+    write_store(store_tree(), out)
+    assert (old / "notes.txt").read_text() == "keep me"
