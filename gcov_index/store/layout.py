@@ -404,6 +404,8 @@ def _pin(name: str, path: Path) -> tuple[Path, int | None]:
             os.close(fd)
             time.sleep(0.001 * attempt)
             continue
+        except OSError:  # no lock to be had here (NFS: EBADF on a read-only folder): unpinned
+            return real, fd  # (a build cannot lock it either, so it never deletes it)
         if os.fstat(fd).st_nlink == 0:  # deleted before we locked it
             os.close(fd)
             continue

@@ -240,7 +240,7 @@ def _remove_version(out: Path, path: Path) -> None:
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except OSError:  # a reader holds it, or no lock here (NFS: EBADF): keep it
                 return
         trash = _tmp(out)
         os.rename(path, trash)  # gone from the versions at once; a kill leaves a .tmp

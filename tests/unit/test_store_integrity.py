@@ -3,8 +3,11 @@ opening checks, the Parquet versions behind a link, the lock, and leftovers of k
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -251,3 +254,24 @@ def test_an_old_folder_that_is_not_a_store_is_kept_beside_a_store(tmp_path):
     (old / "notes.txt").write_text("keep me")
     write_store(store_tree(), out)
     assert (old / "notes.txt").read_text() == "keep me"
+
+
+def test_folders_that_cannot_be_locked_are_read_unpinned_and_never_deleted(tmp_path,
+                                                                          monkeypatch):
+    """NFS emulates flock with POSIX locks: a folder opened read-only cannot be locked (EBADF).
+    A reader then reads unpinned, and a build deletes no old version (it cannot lock one)."""
+    real_flock = fcntl.flock
+
+    def flock(fd, op):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    out = tmp_path / "s.parquet"
+    for _ in range(3):
+        write_store(store_tree(), out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".s.parquet.v1", ".s.parquet.v2", ".s.parquet.v3", "s.parquet"]
+    with open_handle(out) as h:
+        assert h.path == tmp_path / ".s.parquet.v3" and h.problems(deep=True) == []
