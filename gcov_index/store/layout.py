@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -298,11 +299,19 @@ class StoreHandle:
         return out
 
     def _file_problems(self, files: dict, arrays: dict) -> list[str]:
+        if not isinstance(files, dict) or not all(
+                _refs_file_key(rel, arrays) and _size_digest(v) for rel, v in files.items()):
+            return [MALFORMED]
         out = []
         root = Path(self.fo)
+        inside = os.path.join(os.path.realpath(root), "")
         for rel, (size, digest) in sorted(files.items()):
             p = root / rel
             try:
+                if not os.path.realpath(p).startswith(inside) or \
+                        not stat.S_ISREG(os.lstat(p).st_mode):
+                    out.append(f"{rel}: not a regular file in the store")
+                    continue
                 got_size, got_digest = file_digest(p)
                 if got_size != size:
                     out.append(f"{rel}: altered ({got_size} bytes, {size} recorded)")
@@ -325,6 +334,27 @@ class StoreHandle:
             raise ValidationError(f"{self.name}: damaged store: {problems[0]}{more}; build it "
                                   "again")
         return self
+
+
+MALFORMED = "malformed integrity record"
+
+
+def _size_digest(v) -> bool:
+    """``[count or size, digest]``, as the record holds it."""
+    return (isinstance(v, list | tuple) and len(v) == 2 and isinstance(v[0], int)
+            and not isinstance(v[0], bool) and v[0] >= 0 and isinstance(v[1], str))
+
+
+def _refs_file_key(rel, arrays: Mapping) -> bool:
+    """``<array path>/refs.<N>.parq`` for an array of the record: a path inside the store."""
+    m = re.fullmatch(r"(.+)/refs\.\d+\.parq", rel) if isinstance(rel, str) else None
+    return m is not None and m.group(1) in arrays and _array_key(m.group(1))
+
+
+def _array_key(a) -> bool:
+    """An array path: relative, no empty, ``.`` or ``..`` segment."""
+    return isinstance(a, str) and "\0" not in a and all(
+        seg not in ("", ".", "..") for seg in a.split("/"))
 
 
 def _digest_of(refs: dict[str, Any]) -> list:

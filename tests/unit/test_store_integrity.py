@@ -275,3 +275,37 @@ def test_folders_that_cannot_be_locked_are_read_unpinned_and_never_deleted(tmp_p
         ".s.parquet.v1", ".s.parquet.v2", ".s.parquet.v3", "s.parquet"]
     with open_handle(out) as h:
         assert h.path == tmp_path / ".s.parquet.v3" and h.problems(deep=True) == []
+
+
+def edit_record(store: Path, change) -> None:
+    """Change the integrity record in a Parquet store's ``.zmetadata``."""
+    zm = store / ".zmetadata"
+    met = json.loads(zm.read_text())
+    change(met["metadata"][".zattrs"][STORE_ATTR][INTEGRITY])
+    zm.write_text(json.dumps(met))
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/dev/zero", f"{HHHH}/../../x/refs.0.parq",
+                                  f"/{HHHH}/refs.0.parq", f"{HHHH}/refs.0.parq/../refs.1.parq",
+                                  "elsewhere/refs.0.parq", f"{HHHH}/refs.x.parq", "x"])
+def test_the_record_names_only_refs_files_of_its_arrays(tmp_path, name):
+    out = write_store(store_tree(), tmp_path / "s.parquet")
+    edit_record(out, lambda rec: rec["files"].__setitem__(name, [1, "0" * 32]))
+    with pytest.raises(ValidationError, match="damaged store: malformed integrity record;"):
+        open_handle(out)
+
+
+def test_a_refs_file_that_is_not_a_regular_file_in_the_store_is_refused(tmp_path):
+    out = write_store(store_tree(), tmp_path / "s.parquet")
+    refs = out / HHHH / "refs.0.parq"
+    refs.unlink()
+    refs.symlink_to("/dev/zero")
+    with pytest.raises(ValidationError, match=f"{HHHH}/refs.0.parq: not a regular file"):
+        open_handle(out)
+    elsewhere = tmp_path / "elsewhere"
+    os.rename(out / HHHH, elsewhere)
+    (elsewhere / "refs.0.parq").unlink()
+    (elsewhere / "refs.0.parq").write_bytes(b"x")
+    (out / HHHH).symlink_to(elsewhere)
+    with pytest.raises(ValidationError, match=f"{HHHH}/refs.0.parq: not a regular file"):
+        open_handle(out)
