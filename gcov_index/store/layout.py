@@ -260,9 +260,18 @@ class StoreHandle:
         if rec.get("version") != INTEGRITY_VERSION:
             return [*out, f"integrity record version {rec.get('version')!r} unknown to this "
                     "gcov-index"]
-        if metadata_digest(self.meta) != rec.get("metadata"):
+        if not _record_shape_ok(rec):
+            return [*out, MALFORMED]
+        try:
+            return out + self._record_problems(rec, deep)
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError):
+            return [*out, MALFORMED]  # a shape the check above let through: never exit 1
+
+    def _record_problems(self, rec: dict, deep: bool) -> list[str]:
+        out = []
+        if metadata_digest(self.meta) != rec["metadata"]:
             out.append("metadata (.zarray / .zattrs / .zgroup) altered")
-        arrays: dict = rec.get("arrays") or {}
+        arrays: dict = rec["arrays"]
         present = array_paths(self.meta)
         out += [f"{a}: array missing" for a in sorted(set(arrays) - set(present))]
         out += [f"{a}: array not in the integrity record" for a in sorted(set(present)
@@ -337,6 +346,16 @@ class StoreHandle:
 
 
 MALFORMED = "malformed integrity record"
+
+
+def _record_shape_ok(rec: dict) -> bool:
+    """The record as :func:`integrity_record` and the Parquet writer make it: a metadata
+    digest, ``{array path: [count, digest]}`` and, if there, ``{refs file: [size, digest]}``
+    (the file names are checked against the arrays where they are used)."""
+    arrays, files = rec.get("arrays"), rec.get("files", {})
+    return (isinstance(rec.get("metadata"), str) and isinstance(arrays, dict)
+            and all(_array_key(a) and _size_digest(v) for a, v in arrays.items())
+            and isinstance(files, dict) and all(_size_digest(v) for v in files.values()))
 
 
 def _size_digest(v) -> bool:

@@ -309,3 +309,29 @@ def test_a_refs_file_that_is_not_a_regular_file_in_the_store_is_refused(tmp_path
     (out / HHHH).symlink_to(elsewhere)
     with pytest.raises(ValidationError, match=f"{HHHH}/refs.0.parq: not a regular file"):
         open_handle(out)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("arrays", {HHHH: 5}), ("arrays", [HHHH]), ("arrays", {HHHH: [1]}),
+    ("arrays", {HHHH: [True, "0" * 32]}), ("arrays", {f"{HHHH}/": [18, "0" * 32]}),
+    ("arrays", {"": [0, "0" * 32]}), ("arrays", None), ("files", ["x"]),
+    ("files", {f"{HHHH}/refs.0.parq": "x"}), ("files", {f"{HHHH}/refs.0.parq": [None, 1]}),
+    ("metadata", 5),
+])
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_a_malformed_record_is_a_damaged_store(tmp_path, fmt, key, value):
+    """Whatever shape the record has, the store is refused in one line (exit 6), never with a
+    TypeError (exit 1)."""
+    out = write_store(store_tree(), tmp_path / f"s.{fmt}")
+    if fmt == "parquet":
+        edit_record(out, lambda rec: rec.__setitem__(key, value))
+    else:
+        def change(refs):
+            zm = json.loads(refs[".zmetadata"])
+            zm["metadata"][".zattrs"][STORE_ATTR][INTEGRITY][key] = value
+            refs[".zmetadata"] = json.dumps(zm)
+        edit(out, change)
+    with pytest.raises(ValidationError, match="damaged store: malformed integrity record;") as e:
+        open_handle(out)
+    assert e.value.exit_code == 6
+    assert open_handle(out, verify=False).problems(deep=True) == ["malformed integrity record"]
