@@ -541,8 +541,11 @@ def _open_parquet(name: str, path: Path) -> StoreHandle:
 # -- the functions earlier callers use ------------------------------------------------------------
 def open_refs(store: str | Path) -> dict | str:
     """What fsspec's ReferenceFileSystem takes as ``fo``: a JSON store's references, parsed
-    once, or a Parquet store's current version folder (read lazily by fsspec)."""
-    return open_handle(store, verify=False).fo
+    once, or the path of a Parquet store's current version folder (read lazily by fsspec; not
+    pinned: a build may delete it once it is two versions old). Never a ``/proc/self/fd``
+    path, which would name another file once the handle's descriptor is closed."""
+    with opened(store, verify=False) as handle:
+        return handle.fo if handle.fmt == "json" else str(handle.path)
 
 
 def reference_filesystem(store: StoreHandle | dict | str, remote_fs):

@@ -19,6 +19,7 @@ from gcov_index.store.layout import (
     SortedRefs,
     metadata_digest,
     open_handle,
+    open_refs,
 )
 from gcov_index.store.write import claim, write_store
 from tests.unit.manifests import GRID, stack
@@ -335,3 +336,18 @@ def test_a_malformed_record_is_a_damaged_store(tmp_path, fmt, key, value):
         open_handle(out)
     assert e.value.exit_code == 6
     assert open_handle(out, verify=False).problems(deep=True) == ["malformed integrity record"]
+
+
+def test_open_refs_names_a_folder_that_stays_valid(tmp_path):
+    """A plain folder (an older gcov-index's Parquet store) is read through its descriptor by
+    a handle; open_refs gives its real path, not /proc/self/fd/N of a closed descriptor."""
+    import gc
+
+    out = write_store(store_tree(), tmp_path / "s.parquet")
+    version = out.resolve()
+    out.unlink()
+    os.rename(version, out)
+    fo = open_refs(out)
+    gc.collect()
+    assert fo == str(out) and json.loads((Path(fo) / ".zmetadata").read_text())["metadata"]
+    assert open_refs(write_store(store_tree(), tmp_path / "s.json"))["templates"]["u0"]
