@@ -40,6 +40,15 @@ try:
 except ImportError:  # not POSIX: no reader pins, builds not locked
     fcntl = None  # type: ignore[assignment]
 
+O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)  # 0: folders are not opened (no locks, no fsync)
+
+
+def folder_flags() -> int:
+    """Flags that open a folder (to lock or fsync it), or 0 where the system has no
+    ``O_DIRECTORY`` (not POSIX): no folder is opened there."""
+    return os.O_RDONLY | O_DIRECTORY | getattr(os, "O_CLOEXEC", 0) if O_DIRECTORY else 0
+
+
 FORMATS = {".json": "json", ".parquet": "parquet"}
 STORE_ATTR = "gcov_index"
 INTEGRITY = "integrity"
@@ -428,10 +437,15 @@ def _pin(name: str, path: Path) -> tuple[Path, int | None]:
     """The Parquet folder ``path`` resolves to now, opened and share-locked so that a build
     does not delete it under the reader (a build deletes an old version only when it can take
     an exclusive lock on it). Retried when a build swapped or deleted it meanwhile."""
+    flags = folder_flags()
     for attempt in range(50):
         real = Path(os.path.realpath(path))
         try:
-            fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+            if not flags or fcntl is None:  # not POSIX: nothing to pin with, read unpinned
+                if not real.is_dir():
+                    raise (NotADirectoryError if real.exists() else FileNotFoundError)()
+                return real, None
+            fd = os.open(real, flags)
         except FileNotFoundError:
             if os.path.realpath(path) != str(real):
                 continue  # swapped and pruned between resolving and opening: resolve again
@@ -445,8 +459,6 @@ def _pin(name: str, path: Path) -> tuple[Path, int | None]:
                                 "(a folder)") from None
         except OSError as e:
             raise BadInputError(f"{name}: cannot open ({e.strerror})") from None
-        if fcntl is None:
-            return real, fd
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:  # a build is deleting this (old) version: resolve again

@@ -37,6 +37,7 @@ from .layout import (
     current_version,
     fcntl,
     file_digest,
+    folder_flags,
     store_format,
     version_name,
     versions_of,
@@ -231,9 +232,17 @@ def _prune(out: Path) -> None:
 
 
 def _remove_version(out: Path, path: Path) -> None:
-    """Delete an old version folder, unless a reader holds it (then the next build tries)."""
+    """Delete an old version folder, unless a reader holds it (then the next build tries).
+    Where folders cannot be locked at all (not POSIX), readers hold none: it is deleted."""
+    flags = folder_flags()
+    if not flags:
+        trash = _tmp(out)
+        with contextlib.suppress(OSError):
+            os.rename(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        return
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(path, flags)
     except OSError:
         return
     try:
@@ -259,7 +268,7 @@ def _exchange(a: Path, b: Path) -> bool:
     system or the file system does not offer it."""
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no C library by that name (Windows: None)
         return False
     if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
@@ -270,8 +279,12 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _fsync_dir(folder: Path) -> None:
+    """Make a folder's entries durable, where a folder can be opened (POSIX)."""
+    flags = folder_flags()
+    if not flags:
+        return
     with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(folder, flags)
         try:
             os.fsync(fd)
         finally:

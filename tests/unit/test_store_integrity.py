@@ -351,3 +351,37 @@ def test_open_refs_names_a_folder_that_stays_valid(tmp_path):
     gc.collect()
     assert fo == str(out) and json.loads((Path(fo) / ".zmetadata").read_text())["metadata"]
     assert open_refs(write_store(store_tree(), tmp_path / "s.json"))["templates"]["u0"]
+
+
+def test_without_o_directory_or_renameat2_builds_and_reads_still_work(tmp_path, monkeypatch):
+    """Where the system has no O_DIRECTORY (not POSIX) no folder is opened: no reader pins, no
+    folder fsync; and a C library that cannot be loaded means no renameat2 (two renames)."""
+    import ctypes
+
+    from gcov_index.store import layout
+
+    def no_cdll(*args, **kwargs):
+        raise TypeError("no C library")
+
+    monkeypatch.setattr(layout, "O_DIRECTORY", 0)
+    monkeypatch.setattr(ctypes, "CDLL", no_cdll)
+    opened_folders = []
+    real_open, o_directory = os.open, os.O_DIRECTORY
+
+    def recording_open(path, flags, *args, **kwargs):
+        if flags & o_directory and "dir_fd" not in kwargs:  # not shutil.rmtree's own
+            opened_folders.append(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording_open)
+    out = tmp_path / "s.parquet"
+    version = write_store(store_tree(), out).resolve()
+    out.unlink()
+    os.rename(version, out)  # a plain folder, as an older gcov-index wrote it
+    for _ in range(3):
+        write_store(store_tree(), out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.parquet.v3", ".s.parquet.v4",
+                                                          "s.parquet"]
+    with open_handle(out) as h:
+        assert h._fd is None and h.problems(deep=True) == []
+    assert opened_folders == []
