@@ -10,7 +10,8 @@ On disk, beside each other::
     NAME.json                            one file, replaced whole (os.replace)
     NAME.parquet -> .NAME.parquet.v7     a link to the current version (kerchunk's Parquet layout)
     .NAME.parquet.v6/                    the previous version, kept for readers still on it
-    .NAME.json.lock, .NAME.parquet.lock  only while a build writes the store
+    .NAME.json.lock, .NAME.parquet.lock  a build's lock: removed when it ends, but left by a
+                                         killed build until the next build of the store
 
 Integrity record (root attribute ``gcov_index``, key ``integrity``): a digest of the metadata
 (every ``.zgroup`` / ``.zarray`` / ``.zattrs``, the record itself left out), the number of
