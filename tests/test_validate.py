@@ -68,11 +68,13 @@ def test_fails_naming_the_granule_of_a_corrupted_reference(local, capsys, tmp_pa
     assert f"{key}: reading through the store failed" in out or f"{key}: differs" in out
 
 
-def test_unreachable_source_is_reported(local, capsys):
+def test_a_missing_source_is_reported_as_gone(local, capsys):
+    """A source the store points at and the disk says is not there: a mismatch (exit 6), said
+    as "gone", apart from a source that cannot be reached now (exit 3)."""
     store, paths = local
     paths[0].unlink()
     out, err = failing(capsys, [str(store)])
-    assert paths[0].stem in err and "source unreachable" in out
+    assert paths[0].stem in err and "source gone" in out
 
 
 @pytest.mark.parametrize("protocol", ["s3", "https"])
