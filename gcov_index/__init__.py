@@ -13,9 +13,7 @@ from importlib import import_module
 from ._version import __version__
 
 # The package loads before the command's Ctrl-C handler (gcov_index.__main__), so it imports as
-# little as it can: not typing (TYPE_CHECKING as typing's, which type checkers know), not even
-# the error types.
-TYPE_CHECKING = False
+# little as it can: not typing, not even the error types (they load lazily like the verbs).
 
 # public name -> (module, attribute), loaded by __getattr__ on first use
 _LAZY = {
@@ -58,27 +56,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
-    from .discover.query import SearchQuery
-    from .discover.search import FoundGranule, SearchResult, search
-    from .discover.select import select_latest
-    from .errors import (
-        AccessError,
-        AuthError,
-        BadInputError,
-        GcovIndexError,
-        NoResultsError,
-        SearchError,
-        ValidationError,
-    )
-    from .granule import Granule
-    from .index.scan import scan
-    from .io.access import Access
-    from .io.endpoints import Endpoints
-    from .read.info import store_info as info
-    from .read.open import open_store
-    from .read.subset import Box, subset
-    from .read.validate import validate
-    from .store.build import build
