@@ -539,7 +539,10 @@ def _glue_values(argv: list[str]) -> list[str]:
 
 
 def _interrupted(e: BaseException) -> bool:
-    """A Ctrl-C, also when a library wrapped it in its own exception."""
+    """A Ctrl-C, also when a library wrapped it in its own exception (or lost its trace: an
+    import interrupted half-way fails later with another error)."""
+    if _SIGINT.received:
+        return True
     seen = 0
     while e is not None and seen < 10:
         if isinstance(e, KeyboardInterrupt):
@@ -616,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
             stop_if_interrupted()  # a Ctrl-C that a library swallowed still ends the command
             return code
         except GcovIndexError as e:
+            if _interrupted(e):  # a Ctrl-C that a library turned into a failed read, say
+                _say(_interruption(args))
+                return 130
             if debug:
                 import traceback
 
