@@ -618,16 +618,6 @@ def main(argv: list[str] | None = None) -> int:
             code = args.func(args)
             stop_if_interrupted()  # a Ctrl-C that a library swallowed still ends the command
             return code
-        except GcovIndexError as e:
-            if _interrupted(e):  # a Ctrl-C that a library turned into a failed read, say
-                _say(_interruption(args))
-                return 130
-            if debug:
-                import traceback
-
-                traceback.print_exc()
-            _say(e)
-            return e.exit_code
         except KeyboardInterrupt:
             _say(_interruption(args))
             return 130
@@ -635,13 +625,16 @@ def main(argv: list[str] | None = None) -> int:
             _stdout_to_devnull()
             return 141
         except Exception as e:
-            if _interrupted(e):
+            if _interrupted(e):  # a Ctrl-C that a library turned into another error
                 _say(_interruption(args))
                 return 130
             if debug:
                 import traceback
 
                 traceback.print_exc()
+            if isinstance(e, GcovIndexError):
+                _say(e)
+                return e.exit_code
             return _unexpected(e, args)
 
 
