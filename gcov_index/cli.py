@@ -63,6 +63,9 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--collection", "--short-name", help="CMR collection short name, e.g. "
                    "NISAR_L2_GCOV_BETA_V1 (default: every NISAR GCOV collection) [shortName]")
     g.add_argument("--max-results", help="at most this many CMR records [maxResults]")
+    g.add_argument("--maturity", "--data-maturity", help="BETA, PROVISIONAL or VALIDATED "
+                   "(comma-separated for several); with granules given, refuses others "
+                   "[dataMaturity]")
     g.add_argument("--protocol", default="https", choices=("https", "s3"),
                    help="which URL of each granule is indexed (https)")
     g.add_argument("--cmr-host", help="CMR host (default: $GCOV_INDEX_CMR_HOST, else NASA's)")
@@ -95,7 +98,8 @@ def _search(args):
     from .discover.search import search
     from .io.endpoints import Endpoints
 
-    query = SearchQuery.from_options(**{k: getattr(args, k) for k in _SEARCH_FIELDS})
+    query = SearchQuery.from_options(**{k: getattr(args, k) for k in _SEARCH_FIELDS},
+                                     maturity=args.maturity)
     return search(query, protocol=args.protocol,
                   endpoints=Endpoints.from_env(cmr_host=args.cmr_host))
 
@@ -323,14 +327,22 @@ def cmd_build(args) -> int:
     else:
         inputs = _search(args)
     if args.dry_run:
-        print(_dry_run(inputs, args.out), end="")
+        print(_dry_run(inputs, args.out, args.maturity), end="")
         return 0
     result = build(inputs, args.out, access=_access(args),
                    cache=not args.no_cache, cache_dir=args.cache_dir,
-                   workers=args.workers, progress=not args.quiet and _tty(sys.stderr))
+                   workers=args.workers, progress=not args.quiet and _tty(sys.stderr),
+                   maturity=args.maturity)
     sel = result.selection
     print(f"wrote {result.store}: {len(sel.selected)} granules, {result.tree.n_refs} chunk "
           f"references ({result.scanned} scanned, {result.cached} from the cache)")
+    if len(result.stacks) > 1:
+        for st in result.stacks:
+            print(f"  stack {st['id']}: {st['granules']} granules, track {st['track']}"
+                  f"{st['direction']} frame {st['frame']}, {st['coverage']} frame, group "
+                  f"{st['group']}/")
+    for w in result.warnings:
+        print(f"gcov-index: warning: {w}", file=sys.stderr)
     superseded = [(o.granule, k.granule) for o, k in getattr(inputs, "superseded", [])]
     for old, new in superseded + sel.superseded:
         print(f"  superseded {old.stem} (by {new.crid} {new.counter:03d})")
@@ -339,15 +351,13 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _dry_run(inputs, out: str) -> str:
+def _dry_run(inputs, out: str, maturity: str | None = None) -> str:
     from .discover.search import SearchResult
     from .discover.select import select_latest
 
     if isinstance(inputs, SearchResult):
-        problem = inputs.mixed_frames()
-        note = f"build would refuse: {problem}\n" if problem else ""
-        return inputs.text("table", show_superseded=True) + note + f"would write {out}\n"
-    sel = select_latest(inputs)
+        return inputs.text("table", show_superseded=True) + f"would write {out}\n"
+    sel = select_latest(inputs, maturity)
     lines = [f"  {g.start:%Y-%m-%dT%H:%M:%S}  {g.url}" for g in sel.selected]
     lines += [f"  superseded {old.url} (by {new.crid} {new.counter:03d})"
               for old, new in sel.superseded]
@@ -377,7 +387,7 @@ def cmd_subset(args) -> int:
     check_outputs(args.out, args.plot)
     _check_store(args.store)
     series = subset(args.store, box, variables=args.var, stat=args.stat, db=args.db,
-                    protocol=args.protocol, access=_access(args))
+                    protocol=args.protocol, access=_access(args), stack=args.stack)
     # files first, stdout last: a failed write leaves no half-answer on stdout
     stop_if_interrupted()
     lines = []
@@ -498,6 +508,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--plot", help="FILE.png: the series drawn, one line per variable")
     t.add_argument("--protocol", choices=("s3", "https"),
                    help="read chunks over S3 or HTTPS whatever the store holds")
+    t.add_argument("--stack", help="read one stack of a store of several (ids: gcov-index "
+                   "info STORE); default: every stack the box touches")
     _access_options(t)
     t.set_defaults(func=cmd_subset)
     v = sub.add_parser("validate", help="compare sampled chunks with the sources, bit for "

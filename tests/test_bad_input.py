@@ -12,6 +12,7 @@ import h5py
 import pytest
 
 from gcov_index.cli import main
+from gcov_index.store.layout import store_attrs
 from tests.support.granules import GranuleSpec, write_granule
 from tests.support.services import BUCKET
 
@@ -63,16 +64,24 @@ def test_truncated(tmp_path, stack, out, capsys):
     run_fails([str(p)], capsys, out, code=2, expect="truncated HDF5 file")
 
 
-def test_grids_differ(tmp_path, stack, out, capsys):
+def _two_stacks(args, capsys, out) -> list[dict]:
+    rc = main(["build", *args, "--out", str(out), "--quiet", "--no-cache"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "2 stacks (grids or passes differ)" in captured.err
+    return store_attrs(out)["stacks"]
+
+
+def test_grids_differ_is_two_stacks_not_a_refusal(tmp_path, stack, out, capsys):
     other = write_granule(tmp_path, GranuleSpec().repeat(5, epsg=32612))
-    line = run_fails([str(stack["paths"][0]), str(other)], capsys, out, code=2,
-                     expect="grids differ")
-    assert stack["paths"][0].name in line and other.name in line and "EPSG 32611 vs 32612" in line
+    stacks = _two_stacks([str(stack["paths"][0]), str(other)], capsys, out)
+    assert sorted(s["grids"]["frequencyA"]["epsg"] for s in stacks) == [32611, 32612]
 
 
-def test_grids_differ_in_shape(tmp_path, stack, out, capsys):
+def test_grids_differ_in_shape_is_two_stacks(tmp_path, stack, out, capsys):
     other = write_granule(tmp_path, replace(GranuleSpec().repeat(6), shape=(650, 600)))
-    run_fails([str(stack["paths"][0]), str(other)], capsys, out, code=2, expect="y coordinates")
+    stacks = _two_stacks([str(stack["paths"][0]), str(other)], capsys, out)
+    assert sorted(s["grids"]["frequencyA"]["shape"][0] for s in stacks) == [650, 700]
 
 
 def test_missing_file(tmp_path, stack, out, capsys):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .._time import iso_utc, utc
 from ..errors import BadInputError, first_line
+from .select import parse_maturity
 
 DIRECTIONS = {"A": "ASCENDING", "ASC": "ASCENDING", "ASCENDING": "ASCENDING",
               "D": "DESCENDING", "DESC": "DESCENDING", "DESCENDING": "DESCENDING"}
@@ -149,6 +150,7 @@ class SearchQuery:
     production: tuple[str, ...] = PRODUCTIONS  # "PR", "UR" or both
     collection: str | None = None  # CMR short name, e.g. NISAR_L2_GCOV_BETA_V1
     max_results: int | None = None
+    maturity: tuple[str, ...] | None = None  # BETA, PROVISIONAL, VALIDATED [dataMaturity]
 
     @classmethod
     def from_options(cls, *, aoi: str | None = None, start=None, end=None,
@@ -156,7 +158,8 @@ class SearchQuery:
                      frame: int | str | None = None,
                      production: str | list[str] | tuple[str, ...] | None = None,
                      collection: str | None = None,
-                     max_results: int | str | None = None) -> SearchQuery:
+                     max_results: int | str | None = None,
+                     maturity: str | list[str] | tuple[str, ...] | None = None) -> SearchQuery:
         """Check every input; raise BadInputError naming the option at the first bad one."""
         area = parse_aoi(aoi) if aoi is not None else None
         t0 = parse_time(start, "--start")
@@ -179,6 +182,7 @@ class SearchQuery:
             frame=_positive_int(frame, "--frame", 1, 176),
             production=prods, collection=collection or None,
             max_results=_positive_int(max_results, "--max-results", 1, None),
+            maturity=parse_maturity(maturity),
         )
 
     def asf_options(self) -> dict:
@@ -201,6 +205,8 @@ class SearchQuery:
         opts["productionConfiguration"] = list(self.production)
         if self.max_results:
             opts["maxResults"] = self.max_results
+        if self.maturity:
+            opts["dataMaturity"] = list(self.maturity)
         return opts
 
     def to_dict(self) -> dict:
@@ -209,13 +215,14 @@ class SearchQuery:
             if d[k] is not None:
                 d[k] = iso_utc(d[k])
         d["production"] = list(self.production)
+        d["maturity"] = list(self.maturity) if self.maturity else None
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> SearchQuery:
         return cls.from_options(**{k: d.get(k) for k in (
             "aoi", "start", "end", "direction", "track", "frame", "production", "collection",
-            "max_results")})
+            "max_results", "maturity")})
 
     def cli_args(self) -> str:
         """The options that repeat this search on the command line."""
@@ -232,6 +239,8 @@ class SearchQuery:
             parts += [name, shlex.quote(str(value))]
         if set(self.production) != set(PRODUCTIONS):
             parts += ["--production", ",".join(self.production)]
+        if self.maturity:
+            parts += ["--maturity", ",".join(self.maturity)]
         return " ".join(parts)
 
     def describe(self) -> str:

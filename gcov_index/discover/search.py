@@ -69,6 +69,7 @@ class FoundGranule:
             "stop": iso_utc(self.stop, "seconds"),
             "track": self.track, "frame": self.frame, "direction": self.direction,
             "production": self.production, "crid": self.crid, "counter": self.granule.counter,
+            "maturity": self.granule.maturity,
             "size": self.size, "https_url": self.https_url, "s3_url": self.s3_url,
             "collection": self.collection, "concept_id": self.concept_id,
         }
@@ -93,14 +94,6 @@ class SearchResult:
         """The distinct passes found, as ``track+direction/frame`` (e.g. ``172A/008``)."""
         return sorted({f"{g.granule.track:03d}{g.granule.direction}/{g.granule.frame:03d}"
                        for g in self.granules})
-
-    def mixed_frames(self) -> str | None:
-        """Why these granules cannot be one store (several frames, whose grids differ), or
-        None when they can."""
-        if len(self.frames) <= 1:
-            return None
-        return (f"the search found {len(self.frames)} frames ({', '.join(self.frames)}), whose "
-                "grids differ; add --track, --frame and --direction to index one")
 
     @property
     def n_found(self) -> int:
@@ -159,7 +152,7 @@ class SearchResult:
 # asf_search's keyword names, accepted as well (a seed script's call ports as it is)
 ASF_NAMES = {"intersectsWith": "aoi", "flightDirection": "direction", "relativeOrbit": "track",
              "productionConfiguration": "production", "maxResults": "max_results",
-             "shortName": "collection"}
+             "shortName": "collection", "dataMaturity": "maturity"}
 
 
 def search(query: SearchQuery | None = None, *, protocol: str = "https",
@@ -169,8 +162,9 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
 
     Give a :class:`SearchQuery` or its fields as keywords: ``aoi`` (WKT, ``minx,miny,maxx,maxy``
     or a GeoJSON file), ``start``, ``end``, ``direction``, ``track``, ``frame``, ``production``
-    (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results`` (or asf_search's names for
-    them: ``intersectsWith``, ``flightDirection``, ...). ``protocol`` picks the URL
+    (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results``, ``maturity`` (``BETA``,
+    ``PROVISIONAL``, ``VALIDATED``; or asf_search's names for them: ``intersectsWith``,
+    ``flightDirection``, ``dataMaturity``, ...). ``protocol`` picks the URL
     each granule is indexed by (``https`` or ``s3``). ``endpoints`` says where CMR is and
     which bucket is the public one (default ``Endpoints.from_env()``: NASA's unless
     ``$GCOV_INDEX_CMR_HOST`` says otherwise); ``session`` is an ``asf_search.ASFSession``.
@@ -199,7 +193,7 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
         raise NoResultsError(
             f"no GCOV granules match {query.describe()} at {host} ({len(products)} records); "
             "hint: widen the dates or the area, or drop --direction/--track/--frame/--production")
-    selection = select_latest([g.granule for g in unique.values()])
+    selection = select_latest([g.granule for g in unique.values()], query.maturity)
     return SearchResult(
         query=query, protocol=protocol,
         granules=[unique[g.stem] for g in selection.selected],

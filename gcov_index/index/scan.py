@@ -24,11 +24,11 @@ import h5py
 import numcodecs
 import numpy as np
 
-from ..errors import AccessError, GcovIndexError, NotGcovError, first_line
-from ..granule import Granule
+from ..errors import AccessError, BadInputError, GcovIndexError, NotGcovError, first_line
+from ..granule import Granule, file_name
 from ..io.access import Access, canonical_url, open_reader, read_failure, remote_error
 from ..io.fingerprint import Fingerprint, fingerprint_of
-from ..product import GCOV_ROOT, START_TIME
+from ..product import GCOV_ROOT, GRIDS, IDENT, START_TIME
 from .manifest import ArrayManifest, GranuleManifest, json_value
 from .virtual import ChunkedArray, parse_hdf5
 
@@ -137,7 +137,7 @@ def scan(url: str, access: Access | None = None,
          fp: Fingerprint | None = None) -> GranuleManifest:
     """Scan one granule (local path, s3:// or https:// URL) into a GranuleManifest."""
     access = access or Access.from_env()
-    granule = Granule.parse(url)
+    granule = _granule_of(url)  # None: a name off the convention, read from identification
     url = canonical_url(url)
     store, path = access.object_store(url)
     fingerprint = fp or fingerprint_of(store, path, url)
@@ -153,6 +153,8 @@ def scan(url: str, access: Access | None = None,
     try:
         virtual = parse_hdf5(reader, url, store)
         with h5py.File(reader, "r") as f:
+            if granule is None:
+                granule = _identified(f, url)
             manifest = _read_tree(f, url, replace(granule, url=url), fingerprint, virtual)
         if reader.failure is not None:  # a failed read some step took for a bad value
             raise remote_error(url, reader.failure)
@@ -178,11 +180,51 @@ def _malformed(url: str, e: Exception, fingerprint: Fingerprint) -> NoReturn:
     raise NotGcovError(f"{url}: cannot be scanned ({type(e).__name__}: {first_line(e)})") from None
 
 
-def _read_tree(f: h5py.File, url: str, granule: Granule, fingerprint: Fingerprint,
-               virtual: dict) -> GranuleManifest:
+def _granule_of(url: str) -> Granule | None:
+    """The granule its name says; None for an ``.h5`` name off the convention (a NISAR name of
+    another product, GSLC or GUNW, is refused by ``Granule.parse``)."""
+    try:
+        return Granule.parse(url)
+    except BadInputError:
+        name = file_name(url)
+        if name.startswith("NISAR_") or not name.lower().endswith(".h5"):
+            raise
+        return None
+
+
+def _product_type(f: h5py.File) -> str:
+    try:
+        value = f[f"{IDENT}/productType"][()]
+    except (KeyError, OSError, TypeError):
+        return ""
+    return (value.decode() if isinstance(value, bytes) else str(value)).strip()
+
+
+def _identified(f: h5py.File, url: str) -> Granule:
+    """The fields of a granule named off the convention, from its ``identification`` group."""
+    _check_gcov(f, url)
+    ident: dict = {}
+    for name, obj in f[IDENT].items():
+        if isinstance(obj, h5py.Dataset) and obj.size <= 64:
+            ident[name] = obj[()] if obj.shape == () else list(obj[()])
+    ident["polarizations"] = {
+        freq[-1]: [p.decode() if isinstance(p, bytes) else str(p) for p in grp["listOfPolarizations"][()]]
+        for freq, grp in (f[GRIDS].items() if GRIDS in f else ()) if "listOfPolarizations" in grp}
+    return Granule.from_identification(url, ident)
+
+
+def _check_gcov(f: h5py.File, url: str) -> None:
+    kind = _product_type(f)
+    if kind and kind.upper() != "GCOV":
+        raise NotGcovError(f"{url}: a NISAR {kind} granule, not GCOV")
     if GCOV_ROOT not in f or START_TIME not in f:
         raise NotGcovError(f"{url}: an HDF5 file but not a NISAR L2 GCOV granule "
                            f"(no /{GCOV_ROOT} or /{START_TIME})")
+
+
+def _read_tree(f: h5py.File, url: str, granule: Granule, fingerprint: Fingerprint,
+               virtual: dict) -> GranuleManifest:
+    _check_gcov(f, url)
     start = f[START_TIME][()]
     start = start.decode() if isinstance(start, bytes) else str(start)
     try:

@@ -6,7 +6,7 @@ store is opened once and checked against its integrity record: a damaged store i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..product import GRIDS
@@ -18,11 +18,12 @@ class StoreInfo:
     store: str
     granules: list[dict]
     superseded: list[dict]
-    grids: dict[str, dict]  # frequency -> {"shape", "epsg", "variables"}
+    grids: dict[str, dict]  # frequency -> {"shape", "epsg", "variables"} (of the first stack)
     n_chunk_refs: int
     n_bytes_referenced: int
     extra: dict
     integrity: str = "not recorded (written by an older gcov-index: build it again to record it)"
+    stacks: list[dict] = field(default_factory=list)  # id, group, granules, grids, time range...
 
     @property
     def time_range(self) -> tuple[str, str]:
@@ -33,14 +34,27 @@ class StoreInfo:
         t0, t1 = self.time_range
         lines = [f"store       {self.store}",
                  f"time        {t0} .. {t1} ({len(self.granules)} granules)"]
-        for f, g in self.grids.items():
-            lines.append(f"grid {f}      {g['shape'][0]} x {g['shape'][1]} (y, x), EPSG:{g['epsg']}, "
-                         f"variables: {', '.join(g['variables'])}")
+        several = len(self.stacks) > 1
+        if several:
+            lines.append(f"stacks      {len(self.stacks)} (each a root group; open one with "
+                         "--stack ID or group=ID/...)")
+        for st in self.stacks:
+            if several or st.get("id"):
+                lines.append(_stack_line(st))
+            for f, g in st.get("grid_layers", {}).items():
+                lines.append(f"{'  ' if several else ''}grid {f}      {g['shape'][0]} x "
+                             f"{g['shape'][1]} (y, x), EPSG:{g['epsg']}, "
+                             f"variables: {', '.join(g['variables'])}")
+            mixed = st.get("maturity") or {}
+            if len(mixed) > 1:
+                lines.append(f"{'  ' if several else ''}WARNING     mixes data maturities "
+                             f"({', '.join(f'{n} {k}' for k, n in sorted(mixed.items()))})")
         lines.append(f"references  {self.n_chunk_refs} chunks, "
                      f"{self.n_bytes_referenced / 1e6:.1f} MB in the granules")
         lines.append(f"integrity   {self.integrity}")
         for g in self.granules:
-            lines.append(f"  {g['time'][:19]}  {g['granuleId']}")
+            lines.append(f"  {g['time'][:19]}  {g['granuleId']}"
+                         + (f"  [{g['stack']}]" if several and g.get("stack") else ""))
         found = self.extra.get("search")
         for s in self.superseded + (found or {}).get("superseded", []):
             lines.append(f"  superseded  {s['granuleId']} (by {s['by']})")
@@ -51,13 +65,22 @@ class StoreInfo:
         return "\n".join(lines)
 
 
-def store_info(store: str | Path) -> StoreInfo:
-    with opened(store) as handle:  # one version, checked: a damaged store is refused
-        meta, attrs, record = handle.meta, handle.attrs, handle.record
+def _stack_line(st: dict) -> str:
+    t0, t1 = (st.get("time_range") or ["?", "?"])[:2]
+    mats = "/".join(sorted(st.get("maturity") or {})) or "?"
+    return (f"stack {st['id']}  track {st.get('track')}{st.get('direction', '')} frame "
+            f"{st.get('frame')}: {st.get('granules')} granules, {str(t0)[:19]} .. "
+            f"{str(t1)[:19]}, {st.get('coverage', '?')} frame, {mats}"
+            + (f", group {st['group']}/" if st.get("group") else ", at the root"))
+
+
+def _grids(meta: dict, prefix: str) -> dict[str, dict]:
     grids = {}
+    base = f"{prefix}{GRIDS}/frequency"
+    depth = f"{prefix}{GRIDS}".count("/") + 3
     for key in sorted(meta):
         parts = key.split("/")
-        if not key.startswith(GRIDS + "/frequency") or len(parts) != 6 or parts[-1] != ".zgroup":
+        if not key.startswith(base) or len(parts) != depth or parts[-1] != ".zgroup":
             continue
         path = "/".join(parts[:-1])
         layers, shape = [], None
@@ -65,15 +88,28 @@ def store_info(store: str | Path) -> StoreInfo:
             if k.startswith(path + "/") and k.count("/") == path.count("/") + 2 \
                     and k.endswith("/.zarray") and len(v["shape"]) == 3:
                 layers.append(k.split("/")[-2])
-                shape = v["shape"][1:]
+                shape = shape or v["shape"][1:]
         epsg = meta.get(f"{path}/projection/.zattrs", {}).get("epsg_code")
         grids[path.rsplit("frequency", 1)[-1]] = {"shape": shape, "epsg": epsg, "variables": layers}
-    known = {"granules", "superseded", "n_chunk_refs", "n_bytes_referenced", "integrity"}
+    return grids
+
+
+def store_info(store: str | Path) -> StoreInfo:
+    with opened(store) as handle:  # one version, checked: a damaged store is refused
+        meta, attrs, record, stacks = handle.meta, handle.attrs, handle.record, handle.stacks
+    described = []
+    for st in stacks:
+        prefix = f"{st['group']}/" if st["group"] else ""
+        described.append({k: v for k, v in st.items() if k != "members"}
+                         | {"grid_layers": _grids(meta, prefix)})
+    known = {"granules", "superseded", "n_chunk_refs", "n_bytes_referenced", "integrity", "stacks"}
     info = StoreInfo(store=str(store), granules=attrs["granules"],
-                     superseded=attrs.get("superseded") or [], grids=grids,
+                     superseded=attrs.get("superseded") or [],
+                     grids=described[0]["grid_layers"] if described else {},
                      n_chunk_refs=attrs.get("n_chunk_refs", 0),
                      n_bytes_referenced=attrs.get("n_bytes_referenced", 0),
-                     extra={k: v for k, v in attrs.items() if k not in known})
+                     extra={k: v for k, v in attrs.items() if k not in known},
+                     stacks=described)
     if record is not None:
         arrays = record.get("arrays", {})
         files = f", {len(record['files'])} refs files" if "files" in record else ""

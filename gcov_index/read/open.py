@@ -73,13 +73,18 @@ def zarr_store(store: str | Path | StoreHandle, *, protocol: str | None = None,
 
 
 def open_store(store: str | Path | StoreHandle, *, group: str | None = None,
-               protocol: str | None = None, access: Access | None = None, chunks=None,
-               **open_kwargs) -> xr.DataTree:
-    """The store as an ``xarray.DataTree``: the whole product tree, or the subtree at ``group``
-    (e.g. ``science/LSAR/GCOV/grids/frequencyA``, faster to open). ``protocol`` "s3" or "https"
-    reads the chunks that way whatever the store was built from (default: as built). No
-    request goes to a granule until values are read."""
+               stack: str | None = None, protocol: str | None = None,
+               access: Access | None = None, chunks=None, **open_kwargs) -> xr.DataTree:
+    """The store as an ``xarray.DataTree``: the whole tree, or the subtree at ``group``
+    (e.g. ``science/LSAR/GCOV/grids/frequencyA``, faster to open). A store of several stacks
+    holds each under a root group named after it: ``stack="T172A_F008"`` opens that one
+    (``group`` is then inside it). ``protocol`` "s3" or "https" reads the chunks that way
+    whatever the store was built from (default: as built). No request goes to a granule
+    until values are read."""
     handle = open_handle(store)
+    if stack is not None:
+        base = handle.stack(stack)[0]["group"]
+        group = "/".join(p for p in (base, (group or "").strip("/")) if p) or None
     zs = zarr_store(handle, protocol=protocol, access=access)
     # Metadata from the consolidated .zmetadata (one key, every node parsed), except for one
     # group of a Parquet store, whose own few keys are cheaper. Without it, listing a group of
@@ -91,4 +96,7 @@ def open_store(store: str | Path | StoreHandle, *, group: str | None = None,
     except (KeyError, FileNotFoundError) as e:
         if group is None:
             raise
-        raise BadInputError(f"{store}: no group {group!r} ({e})") from None
+        stacks = [x["id"] for x in handle.stacks if x["group"]]
+        hint = (f"; it holds {len(stacks)} stacks ({', '.join(stacks)}): pass stack= or "
+                f"a group under one" if stacks else "")
+        raise BadInputError(f"{store}: no group {group!r} ({e}){hint}") from None

@@ -23,6 +23,7 @@ from ..store.layout import opened
 from ..store.write import atomic_file
 from .open import open_store
 
+ROW_COORDS = ("granuleId", "stack", "track", "frame", "direction")
 STATS = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax,
          "count": None}
 
@@ -69,9 +70,13 @@ def _layer_names(variables) -> list[tuple[str, str]]:
 
 def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None = None,
            stat: str = "mean", db: bool = False, protocol: str | None = None,
-           access: Access | None = None) -> xr.Dataset:
+           access: Access | None = None, stack: str | None = None) -> xr.Dataset:
     """The time series of ``stat`` over ``bbox`` for each grid layer in ``variables``
-    (``frequencyA/HHHH`` by default), as a Dataset on ``time`` with ``granuleId``."""
+    (``frequencyA/HHHH`` by default), as a Dataset on ``time``.
+
+    Every stack of the store that the box touches gives its rows (an area seen from an
+    ascending and a descending pass gives both), in time order; each row names its
+    ``granuleId``, ``stack``, ``track``, ``frame`` and ``direction``. ``stack`` reads one."""
     box = bbox if isinstance(bbox, Box) else Box.parse(bbox)
     if stat not in STATS:
         raise BadInputError(f"--stat {stat!r}: use one of {', '.join(STATS)}")
@@ -79,49 +84,98 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
     layers = _layer_names(variables)
     freqs = list(dict.fromkeys(freq for freq, _ in layers))
     # One open: one version of the store (a Parquet store's link resolved once and that version
-    # pinned, a JSON store parsed once), checked against its integrity record; the grid group
-    # of the one frequency asked for, or all grids at once.
+    # pinned, a JSON store parsed once), checked against its integrity record; per stack, the
+    # grid group of the one frequency asked for, or all grids at once.
     with opened(store) as handle:
-        group = f"{GRIDS}/{freqs[0]}" if len(freqs) == 1 else GRIDS
-        tree = (open_store(handle, group=group, protocol=protocol, access=access)
-                if f"{group}/.zgroup" in handle.meta else None)
-        if tree is None:
-            grids = {}
-        else:
-            grids = {freqs[0]: tree} if len(freqs) == 1 else dict(tree.children)
-        clipped: dict[str, xr.DataArray] = {}
+        jobs: list[tuple[dict, str, xr.DataArray]] = []
+        outside: list[str] = []
+        found: set[str] = set()
+        grids_seen: set[str] = set()
+        stacks = handle.stack(stack)
+        for st in stacks:
+            grids = _grids(handle, st["group"], freqs, protocol, access)
+            grids_seen |= set(grids)
+            for freq, name in layers:
+                ds = grids[freq].dataset if freq in grids else None
+                if ds is None or name not in ds.data_vars or ds[name].ndim != 3:
+                    continue  # not in this stack (a mode without frequency B)
+                found.add(f"{freq}/{name}")
+                clipped = _clip(ds[name], box, stat, db)  # checks, reads nothing
+                if isinstance(clipped, str):
+                    outside.append(f"{st['id']}: {clipped}" if len(stacks) > 1 else clipped)
+                    continue
+                jobs.append((st, f"{freq}/{name}", clipped))
         for freq, name in layers:
-            if freq not in grids:
-                raise BadInputError(f"{store}: no grid {freq!r} (variables: "
+            if f"{freq}/{name}" not in found:
+                what = f"grid {freq!r}" if freq not in grids_seen else f"grid layer {freq}/{name}"
+                raise BadInputError(f"{store}: no {what} (variables: "
                                     f"{', '.join(_available(handle, protocol, access))})")
-            ds = grids[freq].dataset
-            if name not in ds.data_vars or ds[name].ndim != 3:
-                raise BadInputError(f"{store}: no grid layer {freq}/{name} (variables: "
-                                    f"{', '.join(_available(handle, protocol, access))})")
-            clipped[f"{freq}/{name}"] = _clip(ds[name], box, stat, db)  # checks, reads nothing
-        with ThreadPoolExecutor(max_workers=len(clipped)) as pool:  # layers read together too
-            values = list(pool.map(lambda item: _read(store, *item), clipped.items()))
-        granule_ids = grids[freqs[0]].dataset["granuleId"].values.astype(str)
-    out = {key: _statistic(v, da, stat, db) for (key, da), v in zip(clipped.items(), values,
-                                                                   strict=True)}
-    result = xr.Dataset({k.replace("/", "_"): v for k, v in out.items()},
-                        coords={"granuleId": ("time", granule_ids)})
-    for key, da in zip(out, result.data_vars.values(), strict=True):
-        da.attrs["layer"] = key
+        if not jobs:
+            raise BadInputError(f"--bbox {box}: outside the grid of {'; '.join(outside)}")
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:  # every layer and stack at once
+            values = list(pool.map(lambda job: _read(store, job[1], job[2]), jobs))
+    parts: dict[str, dict] = {}
+    for (st, key, da), v in zip(jobs, values, strict=True):
+        part = parts.setdefault(st["id"], {"stack": st, "layers": {}, "time": da["time"].values,
+                                           "ids": da["granuleId"].values.astype(str)
+                                           if "granuleId" in da.coords else None})
+        part["layers"][key] = _statistic(v, da, stat, db)
+    result = xr.concat([_rows(p) for p in parts.values()], dim="time", join="outer",
+                       data_vars="all", coords="different", combine_attrs="drop_conflicts")
+    result = result.sortby("time")
+    for key in dict.fromkeys(k for _, k, _ in jobs):
+        result[key.replace("/", "_")].attrs["layer"] = key
     result.attrs.update({"store": str(store), "bbox": str(box), "statistic": stat,
                          "units": "dB" if db else "linear power (gamma0)",
                          "source": "gcov-index subset"})
     return result
 
 
+def _grids(handle, group: str, freqs: list[str], protocol, access) -> dict[str, xr.DataTree]:
+    """Frequency -> its grid group, of one stack (the one frequency asked for, or all)."""
+    prefix = f"{group}/" if group else ""
+    path = f"{prefix}{GRIDS}/{freqs[0]}" if len(freqs) == 1 else f"{prefix}{GRIDS}"
+    if f"{path}/.zgroup" not in handle.meta:
+        return {}
+    tree = open_store(handle, group=path, protocol=protocol, access=access)
+    return {freqs[0]: tree} if len(freqs) == 1 else dict(tree.children)
+
+
+def _rows(part: dict) -> xr.Dataset:
+    """One stack's rows: a variable per layer, the stack named on every row."""
+    st, n = part["stack"], len(part["time"])
+    first = next(iter(st["members"]), (0, {}))[1]
+    gid = first.get("granuleId", "")
+    track = st.get("track", _name_field(gid, 5))
+    frame = st.get("frame", _name_field(gid, 7))
+    direction = st.get("direction", _name_field(gid, 6))
+    ds = xr.Dataset({k.replace("/", "_"): v for k, v in part["layers"].items()})
+    coords = {"stack": ("time", [st["id"]] * n), "track": ("time", [int(track or 0)] * n),
+              "frame": ("time", [int(frame or 0)] * n),
+              "direction": ("time", [str(direction or "")] * n)}
+    if part["ids"] is not None:
+        coords["granuleId"] = ("time", part["ids"])
+    return ds.assign_coords(coords)
+
+
+def _name_field(granule_id: str, i: int) -> str:
+    parts = granule_id.split("_")
+    return parts[i] if len(parts) > i else ""
+
+
 def _available(handle, protocol, access) -> list[str]:
-    tree = open_store(handle, group=GRIDS, protocol=protocol, access=access)
-    return [f"{f}/{v}" for f, node in tree.children.items()
-            for v, da in node.dataset.data_vars.items() if da.ndim == 3]
+    out: list[str] = []
+    for st in handle.stacks:
+        prefix = f"{st['group']}/" if st["group"] else ""
+        tree = open_store(handle, group=f"{prefix}{GRIDS}", protocol=protocol, access=access)
+        out += [f"{f}/{v}" for f, node in tree.children.items()
+                for v, da in node.dataset.data_vars.items() if da.ndim == 3]
+    return list(dict.fromkeys(out))
 
 
-def _clip(da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray:
-    """The layer clipped to the box, still lazy; the box and statistic checked."""
+def _clip(da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray | str:
+    """The layer clipped to the box, still lazy, the box and statistic checked; or, when the
+    box is outside this grid, why (the grid's bounds)."""
     from rioxarray.exceptions import NoDataInBounds, OneDimensionalRaster
 
     layer = f"{da.name}"
@@ -130,8 +184,8 @@ def _clip(da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray:
                                   auto_expand=True)
     except (NoDataInBounds, OneDimensionalRaster):
         left, bottom, right, top = da.rio.transform_bounds("EPSG:4326")
-        raise BadInputError(f"--bbox {box}: outside the grid of {layer} (grid bounds in "
-                            f"EPSG:4326: {left:.4f} {bottom:.4f} {right:.4f} {top:.4f})") from None
+        return (f"{layer} (grid bounds in EPSG:4326: {left:.4f} {bottom:.4f} {right:.4f} "
+                f"{top:.4f})")
     if clipped.dtype.kind == "c" and (db or stat in ("median", "min", "max")):
         raise BadInputError(f"{layer} is complex: use --stat mean or count, without --db")
     return clipped
@@ -167,10 +221,12 @@ def _statistic(values: np.ndarray, da: xr.DataArray, stat: str, db: bool) -> xr.
 
 
 def to_frame(series: xr.Dataset):
-    """A pandas DataFrame: time, granuleId, one column per layer (named ``frequencyA/HHHH``)."""
+    """A pandas DataFrame: time, granuleId, stack, track, frame, direction, one column per
+    layer (named ``frequencyA/HHHH``)."""
     df = series.to_dataframe()
     df = df.rename(columns={k: v.attrs.get("layer", k) for k, v in series.data_vars.items()})
-    return df[["granuleId", *[c for c in df.columns if c != "granuleId"]]]
+    first = [c for c in ROW_COORDS if c in df.columns]
+    return df[[*first, *[c for c in df.columns if c not in first]]]
 
 
 def check_outputs(out: str | Path | None = None, plot: str | Path | None = None) -> None:

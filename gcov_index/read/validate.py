@@ -192,6 +192,7 @@ def _references(handle: StoreHandle, granules, reachable: dict, access: Access,
         if isinstance(v, list) and v and isinstance(v[0], str):
             by_token.setdefault(v[0], []).append(key)
     todo = [(t, g) for t, g in enumerate(granules) if g["url"] in reachable]
+    place = _places(handle)
 
     def rescan(item):
         t, g = item
@@ -211,7 +212,7 @@ def _references(handle: StoreHandle, granules, reachable: dict, access: Access,
                 target = report.findings if _gone(m) else report.unreachable
                 target.append(Finding(g["granuleId"], f"chunk index not read ({m})"))
                 continue
-            expected = _expected_refs(m, t, meta)
+            expected = _expected_refs(m, t, meta, *place[t])
             report.refs_checked += len(expected)
             wrong = [k for k, v in expected.items() if store_refs.get(k) != v]
             extra = [k for k in by_token.get(f"{{{{u{t}}}}}", []) if k not in expected]
@@ -224,20 +225,36 @@ def _references(handle: StoreHandle, granules, reachable: dict, access: Access,
                     f"source {_short(want)})")))
 
 
-def _expected_refs(m: GranuleManifest, t: int, meta: dict) -> dict[str, object]:
-    """What the store must hold for granule ``t``, as a JSON store writes it."""
+def _places(handle: StoreHandle) -> dict[int, tuple[str, int, int]]:
+    """Granule ``{{uT}}`` -> (its stack's group prefix, its time step in the stack, the
+    stack's first granule)."""
+    out = {}
+    for st in handle.stacks:
+        members = [i for i, _ in st["members"]]
+        prefix = f"{st['group']}/" if st["group"] else ""
+        for step, i in enumerate(members):
+            out[i] = (prefix, step, members[0])
+    return out
+
+
+def _expected_refs(m: GranuleManifest, t: int, meta: dict, prefix: str = "", step: int | None = None,
+                   first: int = 0) -> dict[str, object]:
+    """What the store must hold for granule ``t`` (time step ``step`` of the stack under
+    ``prefix``), as a JSON store writes it."""
+    step = t if step is None else step
     out: dict[str, object] = {}
-    for path, a in m.arrays.items():
+    for name, a in m.arrays.items():
         if not a.virtual:
             continue  # values read at scan time and inlined: not references
+        path = prefix + name
         z = meta.get(f"{path}/.zarray")
         stacked = z is None or len(z["shape"]) == len(a.shape) + 1
-        token = f"{{{{u{t if stacked else 0}}}}}"  # an array stored once refers to granule 0
+        token = f"{{{{u{t if stacked else first}}}}}"  # an array stored once: the stack's first
 
         def key(k: str, path=path, stacked=stacked) -> str:
             if not stacked:
                 return f"{path}/{k}"
-            return f"{path}/{t}.{k}" if k else f"{path}/{t}"
+            return f"{path}/{step}.{k}" if k else f"{path}/{step}"
 
         for k, (offset, length) in a.refs.items():
             out[key(k)] = [token, offset, length]
@@ -262,14 +279,16 @@ def _sampled(handle: StoreHandle, granules, reachable: dict, sample: int, seed: 
     by_url = {g["url"]: g for g in granules}
     zs = zarr_store(handle, protocol=protocol, access=access)
     picked: dict[str, list[str]] = {}
-    for key, url in _sample(handle.meta, zs.fs.references, list(by_url), sample, seed):
+    places = _places(handle)
+    prefix_of = {g["url"]: places.get(t, ("",))[0] for t, g in enumerate(granules)}
+    for key, url in _sample(handle.meta, zs.fs.references, list(by_url), sample, seed, places):
         if url in reachable:
             picked.setdefault(url, []).append(key)
     for url, keys in picked.items():  # each source opened once for all its sampled chunks
         report.chunks_checked += len(keys)
         gid = by_url[url]["granuleId"]
         for key, problem, proven in _compare_granule(zs, handle.meta, keys, reachable[url][0],
-                                                     access):
+                                                     access, prefix_of.get(url, "")):
             (report.findings if proven else report.unreachable).append(Finding(gid, f"{key}: "
                                                                                f"{problem}"))
 
@@ -286,13 +305,16 @@ def _stacked_arrays(meta: dict) -> list[tuple[str, dict]]:
     return sorted(out)
 
 
-def _sample(meta: dict, refs, urls: list[str], sample: int, seed: int):
+def _sample(meta: dict, refs, urls: list[str], sample: int, seed: int,
+            places: dict[int, tuple[str, int, int]]):
     """``sample`` (key, granule URL) pairs per granule, drawn without replacement among the
     chunks held by reference (a sample as large as the store checks every chunk)."""
     rng = random.Random(seed)
     arrays = _stacked_arrays(meta)
     for t, _ in enumerate(urls):
-        candidates = [(path, pos) for path, z in arrays for pos in itertools.product(
+        prefix, step, _first = places.get(t, ("", t, 0))
+        candidates = [(path, pos) for path, z in arrays if path.startswith(prefix)
+                      for pos in itertools.product(
             *(range(math.ceil(n / c)) for n, c in zip(z["shape"][1:], z["chunks"][1:],
                                                       strict=True)))]
         rng.shuffle(candidates)
@@ -300,7 +322,7 @@ def _sample(meta: dict, refs, urls: list[str], sample: int, seed: int):
         for path, pos in candidates:
             if picked >= sample:
                 break
-            key = f"{path}/{'.'.join(map(str, (t, *pos)))}"
+            key = f"{path}/{'.'.join(map(str, (step, *pos)))}"
             try:
                 ref = refs[key]
             except KeyError:
@@ -315,7 +337,8 @@ def _region(z: dict, idx: list[int]) -> tuple[slice, ...]:
                  for i, c, n in zip(idx, z["chunks"][1:], z["shape"][1:], strict=True))
 
 
-def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access):
+def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access,
+                     prefix: str = ""):
     """(key, problem, proven) for each sampled chunk of one granule whose store read and
     source read differ, or could not be made; the source HDF5 is opened once."""
     import h5py
@@ -326,7 +349,7 @@ def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access):
         reader = open_reader(obj, name, url)
         with h5py.File(reader, "r") as f:
             for key in keys:
-                problem = _compare(zs, meta, key, f, url, reader)
+                problem = _compare(zs, meta, key, f, url, reader, prefix)
                 if problem:
                     yield key, *problem
     except AuthError:
@@ -338,7 +361,8 @@ def _compare_granule(zs, meta: dict, keys: list[str], url: str, access: Access):
         yield keys[0], f"reading the source failed ({failed})", False
 
 
-def _compare(zs, meta: dict, key: str, f, url: str, reader) -> tuple[str, bool] | None:
+def _compare(zs, meta: dict, key: str, f, url: str, reader, prefix: str = ""
+             ) -> tuple[str, bool] | None:
     """(problem, proven) when the chunk read through the store and the region read from the
     source differ or could not both be read; proven only when bytes arrived and differ."""
     import zarr
@@ -356,7 +380,7 @@ def _compare(zs, meta: dict, key: str, f, url: str, reader) -> tuple[str, bool] 
             return f"reading through the store failed ({err})", False
         return f"reading through the store failed ({type(e).__name__}: {first_line(e)})", True
     try:
-        src = np.ascontiguousarray(f[path][region])
+        src = np.ascontiguousarray(f[path.removeprefix(prefix)][region])
     except KeyError as e:  # a dataset gone from a source whose fingerprint did not change
         return f"not in the source ({first_line(e)})", True
     except Exception as e:

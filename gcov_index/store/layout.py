@@ -240,6 +240,37 @@ class StoreHandle:
         return rec if isinstance(rec, dict) else None
 
     @property
+    def stacks(self) -> list[dict]:
+        """Each stack of the store (``id``, ``group``: ``""`` at the root, and what build said
+        of it) with ``members``: its granules as (index of ``{{uN}}``, granule record), in time
+        order. A store written before stacks holds one, at the root."""
+        gi = self.attrs
+        granules = gi["granules"]
+        listed = gi.get("stacks")
+        if listed is None:
+            return [{"id": "", "group": "", "members": list(enumerate(granules))}]
+        if not isinstance(listed, list) or not listed or not all(
+                isinstance(x, dict) and isinstance(x.get("id"), str)
+                and isinstance(x.get("group"), str) for x in listed):
+            raise BadInputError(f"{self.name}: its '{STORE_ATTR}' stacks are not a list of "
+                                "stacks (damaged?)")
+        out = [{**x, "members": [(i, g) for i, g in enumerate(granules)
+                                 if g.get("stack", listed[0]["id"]) == x["id"]]}
+               for x in listed]
+        return out
+
+    def stack(self, name: str | None) -> list[dict]:
+        """The stacks to read: all of them, or the one named ``name`` (``--stack``)."""
+        stacks = self.stacks
+        if name is None:
+            return stacks
+        hits = [x for x in stacks if x["id"] == name]
+        if not hits:
+            raise BadInputError(f"--stack {name}: no such stack in {self.name} (stacks: "
+                                f"{', '.join(x['id'] or '(one, unnamed)' for x in stacks)})")
+        return hits
+
+    @property
     def urls(self) -> list[str]:
         """The granule URLs, in time order (index T of ``{{uT}}``)."""
         return [g["url"] for g in self.attrs["granules"]]

@@ -31,7 +31,7 @@ def test_parse_every_field():
                                  NAME.replace("_A_008", "_X_008"),
                                  NAME.replace("DHDH", "ZZDH")])
 def test_parse_rejects(bad):
-    with pytest.raises(BadInputError, match=r"GCOV granule name|polarization"):
+    with pytest.raises(BadInputError, match=r"GCOV granule name|polarization|not GCOV"):
         Granule.parse(bad)
 
 
@@ -66,6 +66,70 @@ def test_counter_breaks_crid_tie_and_pr_outranks_ur():
     assert select_latest([ur, a]).selected[0].processing_type == "PR"
 
 
-def test_unknown_h5_name_is_an_error():
-    with pytest.raises(BadInputError, match=r"random\.h5: not a NISAR L2 GCOV granule name"):
-        select_latest(["/data/random.h5"])
+def test_h5_off_the_convention_is_identified_by_its_contents():
+    sel = select_latest(["/data/random.h5", url(NAME)])
+    assert sel.unnamed == ["/data/random.h5"]
+    assert [g.filename for g in sel.selected] == [NAME]
+
+
+@pytest.mark.parametrize("product", ["GSLC", "GUNW", "RSLC"])
+def test_other_nisar_products_are_refused_in_one_line(product):
+    name = NAME.replace("GCOV", product).replace("L2_", "L1_" if product == "RSLC" else "L2_")
+    with pytest.raises(BadInputError, match=rf"{name}: a NISAR L\d {product} granule, not GCOV"):
+        select_latest([url(NAME), url(name)])
+
+
+REAL_NAMES = [
+    # ASF's public sample (ALOS-1 data in NISAR format): frame 219, its last fields F_N_J
+    "NISAR_L2_PR_GCOV_001_005_A_219_4020_SHNA_A_20081012T060910_20081012T060926_P01101_F_N_J_001.h5",
+    "NISAR_L2_PR_GCOV_005_172_A_008_4005_DHDH_A_20251122T024618_20251122T024652_X05010_N_P_J_001.h5",
+    "NISAR_L2_PR_GCOV_013_172_D_008_7700_QPDH_A_20260601T024618_20260601T024652_P05023_N_F_J_002.h5",
+    "NISAR_L2_UR_GCOV_002_064_D_120_4020_DVDV_A_20260101T101010_20260101T101044_T00406_N_F_J_001.h5",
+]
+
+
+@pytest.mark.parametrize("name", REAL_NAMES)
+def test_every_real_name_pattern_parses_and_round_trips(name):
+    g = Granule.parse(url(name))
+    assert g.filename == name
+    assert g.coverage in "FP" and g.accuracy == "N"
+
+
+def test_sample_fields_and_notes():
+    g = Granule.parse(REAL_NAMES[0])
+    assert (g.frame, g.mode, g.polarizations, g.crid, g.coverage) == (219, "4020", "SHNA",
+                                                                    "P01101", "F")
+    assert g.frequencies == ("A",)  # NA: no frequency B, whatever the mode says
+    assert g.notes and "frame 219 is outside" in g.notes[0]
+    assert Granule.parse(REAL_NAMES[3]).maturity == "TEST"
+    assert select_latest([REAL_NAMES[0]]).notes == list(g.notes)
+
+
+def test_maturity_from_collection_then_crid_letter():
+    beta = Granule.parse(url(NAME))
+    assert beta.maturity == "BETA" and beta.collection == "NISAR_L2_GCOV_BETA_V1"
+    prov = NAME.replace("X05009", "P05006")
+    assert Granule.parse(prov).maturity == "PROVISIONAL"  # a bare name: the CRID letter
+    validated = f"https://h/NISAR/NISAR_L2_GCOV_VALIDATED_V1/x/{prov}"
+    assert Granule.parse(validated).maturity == "VALIDATED"
+
+
+def test_maturity_ranks_before_the_crid_number():
+    """X05010 (BETA) has the higher number; P05006 (PROVISIONAL) is the release to keep."""
+    beta = NAME.replace("X05009", "X05010")
+    prov = NAME.replace("X05009", "P05006")
+    sel = select_latest([beta, prov])
+    assert [g.crid for g in sel.selected] == ["P05006"]
+    assert [(o.crid, k.crid) for o, k in sel.superseded] == [("X05010", "P05006")]
+
+
+def test_maturity_filter_refuses_a_mixed_stack():
+    other = NAME.replace("20251122T024618_20251122T024652", "20251204T024619_20251204T024653"
+                         ).replace("_005_172", "_006_172").replace("X05009", "P05023")
+    sel = select_latest([NAME, other])
+    assert sel.maturities == {"BETA": 1, "PROVISIONAL": 1}
+    with pytest.raises(BadInputError, match=r"a BETA release, and --maturity PROVISIONAL"):
+        select_latest([NAME, other], maturity="provisional")
+    assert len(select_latest([NAME, other], maturity="BETA,PROVISIONAL").selected) == 2
+    with pytest.raises(BadInputError, match=r"--maturity GAMMA: use BETA, PROVISIONAL"):
+        select_latest([NAME], maturity="GAMMA")
