@@ -69,7 +69,7 @@ def test_seed_query_keeps_the_latest_releases_in_time_order(env):
     assert {"string,ASCENDING_DESCENDING,ASCENDING", "string,PRODUCTION_PIPELINE,PR",
             "string,PRODUCT_TYPE,GCOV"} <= attributes(request)
     params = dict(request["params"])
-    assert params["bounding_box"] == "-118.08,36.96,-118.02,37.0"
+    assert params["bounding_box"] == "40.83,13.24,40.87,13.28"
     assert params["temporal"].startswith("2025-11-15T00:00:00Z,2026-01-15T23:59:59")
     # typed values, from the record (not only from the name)
     g = result.granules[0]
@@ -141,7 +141,8 @@ def test_build_from_search_equals_build_from_the_selected_urls(env, tmp_path):
 def test_cli_search_table_json_csv(env, capsys):
     assert main(["search", *SEED_ARGS]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert len(table) == 1 + 5 + 1 and "5 granules" in table[-1] and "2 superseded" in table[-1]
+    assert len(table) == 1 + 5 + 2 and "5 granules" in table[-2] and "2 superseded" in table[-2]
+    assert table[-1] == "passes: 172A/008: 5 full, 0 partial"
     assert main(["search", *SEED_ARGS, "--show-superseded"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert sum("superseded by" in line for line in table) == 2
@@ -157,20 +158,23 @@ def test_cli_search_table_json_csv(env, capsys):
 
 
 def test_cli_bbox_and_geojson_areas(env, capsys, tmp_path):
-    bbox = "-118.08,36.96,-118.02,37.0"  # starts with '-': still read as the value of --aoi
+    bbox = "40.83,13.24,40.87,13.28"  # the seed's area as minx,miny,maxx,maxy
     assert main(["search", "--aoi", bbox, "--start", SEED_START, "--end", SEED_END,
                  "--direction", "A", "--production", "PR", "--format", "json"]) == 0
     by_bbox = json.loads(capsys.readouterr().out)
     geojson = tmp_path / "aoi.geojson"
     geojson.write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[
-            [-118.08, 36.96], [-118.02, 36.96], [-118.02, 37.0], [-118.08, 37.0],
-            [-118.08, 36.96]]]}}]}))
+            [40.83, 13.24], [40.87, 13.24], [40.87, 13.28], [40.83, 13.28],
+            [40.83, 13.24]]]}}]}))
     assert main(["search", "--aoi", str(geojson), "--start", SEED_START, "--end", SEED_END,
                  "--direction", "A", "--production", "PR", "--format", "json"]) == 0
     by_file = json.loads(capsys.readouterr().out)
     assert [r["granuleId"] for r in by_bbox["granules"]] == [
         r["granuleId"] for r in by_file["granules"]] and len(by_file["granules"]) == 5
+    # a bbox starting with '-' is still read as the value of --aoi (far from the seed: nothing)
+    fails(capsys, ["search", "--aoi", "-118.08,36.96,-118.02,37.0", "--start", SEED_START], 5,
+          "no GCOV granules match")
 
 
 def test_cli_build_from_search_and_dry_run(env, capsys, tmp_path):
@@ -231,8 +235,10 @@ def test_build_refuses_granules_and_a_search_together_or_nothing(env, capsys, tm
     out = str(tmp_path / "s.json")
     fails(capsys, ["build", "x.h5", "--aoi", SEED_AOI, "--out", out], 2, "not both")
     fails(capsys, ["build", "--out", out], 2, "nothing to index")
-    fails(capsys, ["build", "--start", SEED_START, "--end", SEED_END, "--out", out], 2,
-          "add --track, --frame and --direction")
+    # a search over several frames is not refused: build indexes each as its own stack
+    assert main(["build", "--start", SEED_START, "--end", SEED_END, "--out", out,
+                 "--dry-run"]) == 0
+    assert "would write" in capsys.readouterr().out
 
 
 def test_cmr_errors_are_retried_then_reported(env, capsys):
@@ -268,7 +274,7 @@ def test_unreachable_cmr(env, monkeypatch):
 def test_query_values_are_checked_in_python_too():
     with pytest.raises(BadInputError, match="--end"):
         SearchQuery.from_options(start="2026-01-02", end="2026-01-01")
-    q = SearchQuery.from_options(aoi="-118.08,36.96,-118.02,37.0", end="2026-01-15")
+    q = SearchQuery.from_options(aoi="40.83,13.24,40.87,13.28", end="2026-01-15")
     assert q.end.hour == 23 and q.aoi.startswith("POLYGON")
     assert SearchQuery.from_dict(q.to_dict()) == q
     assert NoResultsError.exit_code == 5
@@ -280,7 +286,7 @@ def test_asf_search_names_are_accepted(env, capsys):
     theirs = search(intersectsWith=SEED_AOI, start=SEED_START, end=SEED_END,
                     flightDirection="ASCENDING", productionConfiguration="PR")
     assert [g.granule_id for g in theirs.granules] == [g.granule_id for g in ours.granules]
-    assert main(["search", "--intersects-with", "-118.08,36.96,-118.02,37.0", "--start",
+    assert main(["search", "--intersects-with", "40.83,13.24,40.87,13.28", "--start",
                  SEED_START, "--end", SEED_END, "--flight-direction", "ASCENDING",
                  "--production-configuration", "PR", "--relative-orbit", "172",
                  "--format", "json"]) == 0

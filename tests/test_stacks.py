@@ -129,6 +129,9 @@ def test_subset_is_one_series_over_the_stacks(several, archive_mix):
     assert rows[archive_mix["partial"].stem] == ("T172A_F008_2", 172, 8, "A")
     assert rows[archive_mix["prov"].stem] == ("T172A_F008", 172, 8, "A")
     assert len(df) == 5  # ascending and descending passes both give their rows
+    maturity = dict(zip(df["granuleId"], df["maturity"], strict=True))
+    assert maturity[archive_mix["prov"].stem] == "PROVISIONAL"
+    assert maturity[archive_mix["desc"][0].stem] == "BETA"
     means = dict(zip(df["granuleId"], df["frequencyA/HHHH"], strict=True))
     for p in [archive_mix["prov"], *archive_mix["desc"], archive_mix["partial"]]:
         assert means[p.stem] == pytest.approx(_mean(p), rel=1e-6)
@@ -207,3 +210,32 @@ def test_another_product_is_one_line(tmp_path):
     with pytest.raises(BadInputError, match=r"a NISAR L2 GSLC granule, not GCOV"):
         build([str(gslc)], tmp_path / "x.json", cache=False)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_says_stacks_and_warnings_and_refuses_in_one_line(archive_mix, tmp_path, capsys):
+    from gcov_index.cli import main
+
+    paths = [str(p) for p in (*archive_mix["full"], archive_mix["partial"], archive_mix["prov"])]
+    out = tmp_path / "cli.json"
+    assert main(["build", *paths, "--out", str(out), "--no-cache", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "stack T172A_F008_2: 1 granules, track 172A frame 8, partial frame" in captured.out
+    warnings = captured.err.strip().splitlines()
+    assert all(w.startswith("gcov-index: warning: ") for w in warnings)
+    assert any("mixes data maturities" in w for w in warnings)
+    assert main(["info", str(out)]) == 0 and "stacks      2" in capsys.readouterr().out
+    assert main(["subset", str(out), "--bbox", *map(str, (BOX.minx, BOX.miny, BOX.maxx,
+                                                          BOX.maxy)),
+                 "--crs", BOX.crs, "--stack", "T172A_F008_2"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 2 and ",T172A_F008_2,172,8,A,BETA," in rows[1]
+    # refused: one line, exit 2, nothing written
+    before = out.read_bytes()
+    assert main(["build", *paths, "--out", str(out), "--no-cache", "--quiet",
+                 "--maturity", "PROVISIONAL"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--maturity PROVISIONAL forbids mixing it in" in err[0]
+    assert out.read_bytes() == before
+    assert main(["subset", str(out), "--bbox", "1", "1", "2", "2", "--stack", "X"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--stack X: no such stack" in err[0]

@@ -58,7 +58,7 @@ def test_cli_writes_csv_netcdf_and_a_png(stores, stack, tmp_path, monkeypatch, a
     assert main(["subset", store, "--bbox", *bbox, "--db", "--var", "frequencyA/HHHH",
                  "--var", "frequencyA/HVHV", "--out", str(csv), "--plot", str(png)]) == 0
     df = pd.read_csv(csv, index_col="time", parse_dates=True)
-    assert list(df.columns) == ["granuleId", "stack", "track", "frame", "direction",
+    assert list(df.columns) == ["granuleId", "stack", "track", "frame", "direction", "maturity",
                                 "frequencyA/HHHH", "frequencyA/HVHV"]
     want = [from_source(p, "frequencyA/HHHH", BBOX_LL, "EPSG:4326", "mean", True)
             for p in stack["paths"]]

@@ -92,8 +92,7 @@ class SearchResult:
     @property
     def frames(self) -> list[str]:
         """The distinct passes found, as ``track+direction/frame`` (e.g. ``172A/008``)."""
-        return sorted({f"{g.granule.track:03d}{g.granule.direction}/{g.granule.frame:03d}"
-                       for g in self.granules})
+        return sorted({self.frame_of(g) for g in self.granules})
 
     @property
     def n_found(self) -> int:
@@ -133,20 +132,35 @@ class SearchResult:
             writer.writerows(rows)
             return out.getvalue()
         lines = [f"{'start (UTC)':19}  {'track':>5} {'frame':>5} dir prod {'CRID':6} ctr "
-                 f"{'GB':>5}  granule"]
+                 f"{'maturity':11} {'GB':>5}  granule"]
         for r in rows:
             mark = f"  superseded by {r['superseded_by'][-28:]}" if r["superseded_by"] else ""
             lines.append(
                 f"{r['start'][:19]:19}  {r['track'] or '':>5} {r['frame'] or '':>5} "
                 f"{(r['direction'] or '?')[0]:3} {r['production'] or '?':4} {r['crid'] or '':6} "
-                f"{r['counter']:03d} {(r['size'] or 0) / 1e9:5.2f}  {r['granuleId']}{mark}")
+                f"{r['counter']:03d} {r['maturity']:11} {(r['size'] or 0) / 1e9:5.2f}  "
+                f"{r['granuleId']}{mark}")
         lines.append(
             f"{len(self.granules)} granules (the latest release of each acquisition) of "
             f"{self.n_found} found; {len(self.superseded)} superseded"
             + ("" if show_superseded or not self.superseded else " (--show-superseded lists them)")
             + f"; {self.companions} QA_STATS, browse and other files left out; "
             f"--format json or csv gives the {self.protocol} URLs")
+        lines.append("passes: " + "; ".join(self.passes()))
         return "\n".join(lines) + "\n"
+
+    def passes(self) -> list[str]:
+        """Each track+direction/frame found, with its full and partial frames (a build makes
+        at least one stack of each; partial frames usually have grids of their own)."""
+        out: dict[str, list[int]] = {}
+        for g in self.granules:
+            n = out.setdefault(self.frame_of(g), [0, 0])
+            n[g.granule.coverage == "P"] += 1
+        return [f"{k}: {f} full, {p} partial" for k, (f, p) in sorted(out.items())]
+
+    @staticmethod
+    def frame_of(g: FoundGranule) -> str:
+        return f"{g.granule.track:03d}{g.granule.direction}/{g.granule.frame:03d}"
 
 
 # asf_search's keyword names, accepted as well (a seed script's call ports as it is)

@@ -23,7 +23,7 @@ from ..store.layout import opened
 from ..store.write import atomic_file
 from .open import open_store
 
-ROW_COORDS = ("granuleId", "stack", "track", "frame", "direction")
+ROW_COORDS = ("granuleId", "stack", "track", "frame", "direction", "maturity")
 STATS = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax,
          "count": None}
 
@@ -155,6 +155,8 @@ def _rows(part: dict) -> xr.Dataset:
               "direction": ("time", [str(direction or "")] * n)}
     if part["ids"] is not None:
         coords["granuleId"] = ("time", part["ids"])
+        maturity = {g.get("granuleId"): g.get("maturity", "") for _, g in st["members"]}
+        coords["maturity"] = ("time", [maturity.get(i, "") for i in part["ids"]])
     return ds.assign_coords(coords)
 
 

@@ -30,10 +30,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from gcov_index.granule import Granule
-from gcov_index.product import POLARIZATIONS
+from gcov_index.product import POLARIZATIONS, maturity_of
 
 from .granules import GranuleSpec
-from .services import BUCKET, COLLECTION, _Quiet, _Server
+from .services import BUCKET, _Quiet, _Server
 
 COLLECTION_CONCEPT = "C3622214170-ASF"
 BROWSE_BUCKET = "sds-n-cumulus-prod-nisar-browse"
@@ -41,8 +41,15 @@ PRIVATE_BUCKET = "sds-n-cumulus-prod-nisar-private"
 HTTPS_BASE = "https://nisar.asf.earthdatacloud.nasa.gov/NISAR"
 GCOV_SIZE = 1_712_318_464  # a full-size granule, for records whose file is not served
 
-# what the seed searched: a small area on track 172 frame 8, ascending, PR, a season
-SEED_AOI = "POLYGON ((-118.08 36.96, -118.02 36.96, -118.02 37.00, -118.08 37.00, -118.08 36.96))"
+# what the seed searched: a small area on track 172 frame 8, ascending, PR, a season. The real
+# frame 172A/008 lies over Afar (about 40-43 E, 11-14 N); the seed's box is near 40.85 E,
+# 13.26 N, in UTM zone 37N. The fixture's small frame (700 x 600 pixels at 20 m: 12 km east by
+# 14 km north) is placed there, centred on that point: it covers 40.794-40.906 E,
+# 13.196-13.324 N. GranuleSpec's own defaults (UTM 11N) are left to the other tests.
+SEED_EPSG = 32637
+SEED_ORIGIN = (694440.0, 1473640.0)  # upper-left corner (x, y), metres, EPSG:32637
+SEED_SPEC = GranuleSpec(epsg=SEED_EPSG, origin=SEED_ORIGIN)
+SEED_AOI = "POLYGON ((40.83 13.24, 40.87 13.24, 40.87 13.28, 40.83 13.28, 40.83 13.24))"
 SEED_START = "2025-11-15"
 SEED_END = "2026-01-15"
 
@@ -75,7 +82,7 @@ def _attr(name: str, *values) -> dict:
 
 
 def granule_record(spec: GranuleSpec, *, https_base: str = HTTPS_BASE, size: int | None = None,
-                   collection: str = COLLECTION, number: int = 1, qa_first: bool = False,
+                   collection: str | None = None, number: int = 1, qa_first: bool = False,
                    product_type: str = "GCOV", footprint_ll: list | None = None) -> dict:
     """One UMM-G record (``{"meta", "umm"}``) for the granule ``spec`` names.
 
@@ -84,6 +91,8 @@ def granule_record(spec: GranuleSpec, *, https_base: str = HTTPS_BASE, size: int
     asf_search's ``url`` property a QA file.
     """
     g: Granule = spec.granule
+    # the collection of the release's maturity: X CRIDs BETA, P PROVISIONAL (as the archive)
+    collection = collection or f"NISAR_L2_GCOV_{maturity_of(spec.crid)}_V1"
     stem = g.stem if product_type == "GCOV" else g.stem.replace("_GCOV_", f"_{product_type}_")
     name, qa, png = f"{stem}.h5", f"{stem}_QA_STATS.h5", f"{stem}.png"
     key = f"{collection}/{stem}"
@@ -175,11 +184,19 @@ class SeedFixture:
     superseded: list[GranuleSpec]  # the 2 older releases the seed's search also returns
     others: list[GranuleSpec]  # UR products, a descending pass, other dates, other places
 
+    @property
+    def descending(self) -> GranuleSpec:
+        """The descending pass over the same place (track 77 frame 175): left out by the
+        seed's ascending search, found by one without ``--direction`` (a second stack)."""
+        return next(s for s in self.others if s.direction == "D")
+
 
 def seed_fixture(base: GranuleSpec | None = None) -> SeedFixture:
-    """What the seed searched (track 172 frame 8 ascending, PR, 2025-11-15..2026-01-15): 7
-    results, 5 acquisitions, two of them released twice (a higher CRID, a higher counter)."""
-    base = base or GranuleSpec()
+    """What the seed searched (track 172 frame 8 ascending, PR, 2025-11-15..2026-01-15, over
+    Afar: ``SEED_SPEC``): 7 results, 5 acquisitions, two of them released twice (a higher CRID,
+    a higher counter). ``others`` holds what the search must leave out; the descending pass
+    over the same place is ``descending``."""
+    base = base or SEED_SPEC
     latest = [base.repeat(i) for i in range(5)]
     latest[1] = replace(latest[1], counter=2)
     superseded = [replace(latest[1], counter=1, seed=101),
@@ -188,7 +205,7 @@ def seed_fixture(base: GranuleSpec | None = None) -> SeedFixture:
         replace(latest[0], processing_type="UR", crid="X05010", seed=201),  # UR of a PR acq.
         replace(base.repeat(5), processing_type="UR"),  # UR only, after --end
         base.repeat(-1),  # before --start
-        replace(base.repeat(2), track=77, direction="D", frame=175,
+        replace(base.repeat(2), track=77, direction="D", frame=175, seed=302,
                 start=base.repeat(2).start + timedelta(hours=12)),  # descending, same place
         replace(base.repeat(3), track=20, frame=40, origin=(599960.0, 4500040.0)),  # elsewhere
     ]
@@ -433,15 +450,16 @@ class CMRService:
 
 
 def publish_seed(archive, directory: Path, filler: int = 0) -> tuple[SeedFixture, list[dict]]:
-    """Write the seed fixture's granules (latest and superseded releases), put them in the
-    local ``archive`` (a :class:`~tests.support.services.LocalArchive`), and return the
-    fixture with its CMR records, whose https links point at the archive's file server."""
+    """Write the seed fixture's granules (latest and superseded releases, and the descending
+    pass over the same place), put them in the local ``archive`` (a
+    :class:`~tests.support.services.LocalArchive`), and return the fixture with its CMR
+    records, whose https links point at the archive's file server."""
     from .granules import write_granule
 
     fx = seed_fixture()
     sizes = {}
     Path(directory).mkdir(parents=True, exist_ok=True)
-    for spec in [*fx.latest, *fx.superseded]:
+    for spec in [*fx.latest, *fx.superseded, fx.descending]:
         path = write_granule(directory, spec)
         archive.add(path)
         sizes[path.name] = path.stat().st_size
