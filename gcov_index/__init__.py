@@ -1,8 +1,9 @@
 """gcov-index: NISAR L2 GCOV granules as one time-stacked virtual Zarr store.
 
-The verbs, in the order of the flow: ``search`` (asf_search, latest releases), ``build``
-(select -> scan -> merge -> write), ``open_store`` (xarray DataTree), ``subset`` (a bbox time
-series), ``validate`` (the store against its sources), ``info`` (what a store holds). Each is
+The verbs, in the order of the flow: ``search`` (asf_search, the preferred release of each
+acquisition), ``build`` (select -> scan -> stacks -> merge -> write), ``open_store`` (xarray
+DataTree), ``subset`` (a bbox time series over every stack), ``validate`` (the store against its
+sources), ``info`` (what a store holds). Each is
 imported on first use, so ``import gcov_index`` (and the CLI's ``--help``) stays cheap.
 """
 
