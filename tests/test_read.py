@@ -24,14 +24,20 @@ def series(tree) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["s3.json", "s3.parquet"])
 def test_an_s3_store_reads_over_https_with_the_token(stores, archive, name):
-    access = stores["access"]
-    expected = series(open_store(stores[name], access=access))
+    expected = series(open_store(stores[name], access=stores["access"]))
+    access = archive.access()  # a new session: no pre-signed URL known yet
     archive.s3.stats.reset()
     archive.earthdata.stats.reset()
+    archive.signed.stats.reset()
     got = series(open_store(stores[name], protocol="https", access=access))
     np.testing.assert_array_equal(got, expected)
     assert archive.s3.stats.total == 0  # nothing from S3
-    assert archive.earthdata.stats.requests["GET"] == 3  # one range GET per granule
+    # one redirect per granule (with the token), then one range GET per granule at the
+    # pre-signed URL (without it)
+    assert dict(archive.earthdata.stats.requests) == {"GET": 3}
+    assert archive.earthdata.stats.redirects == 3
+    assert archive.signed.stats.range_gets == 3 and archive.signed.stats.total == 3
+    assert archive.signed.stats.with_authorization() == []
 
 
 def test_an_https_store_reads_from_s3(stores, archive):
@@ -142,17 +148,26 @@ print(json.dumps({"mean": [float(v) for v in box.mean(["yCoordinates", "xCoordin
 
 
 def test_plain_xarray_reads_an_https_store_with_a_bearer_token(stores, archive, tmp_path):
-    """The README's recipe for collaborators outside us-west-2 without gcov-index."""
+    """The README's recipe for collaborators outside us-west-2 without gcov-index. The
+    endpoint redirects each read to a pre-signed URL on another host: aiohttp (fsspec's HTTP
+    file system) follows it without the Authorization header."""
     import json
     import os
     import subprocess
     import sys
 
     env = os.environ | archive.env
+    archive.earthdata.stats.reset()
+    archive.signed.stats.reset()
     proc = subprocess.run([sys.executable, "-I", "-c", PLAIN_HTTPS, str(stores["https.json"])],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not out["imported_gcov_index"]
+    granules = archive.earthdata.stats.seen(prefix="/NISAR/")
+    assert granules and all(h.authorization and h.status == 303 for h in granules)
+    assert archive.signed.stats.range_gets >= 3  # the chunks, at the pre-signed URLs
+    assert archive.signed.stats.with_authorization() == []  # the token never went there
+    assert archive.signed.stats.refused == {}
     expected = series(open_store(stores["https.json"], access=stores["access"]))
     np.testing.assert_allclose(out["mean"], expected, rtol=1e-6)

@@ -8,7 +8,8 @@ archive) sets in the environment; the value is then passed explicitly to search 
 The token goes only to the configured hosts (:meth:`Endpoints.token_refusal`): the hosts of
 ``https_base``, ``s3_credentials_url`` and ``edl_url``, and those named in ``trusted_hosts``;
 over https, or over plain http to a loopback address (the local stand-ins). A store or a URL
-naming any other host is read without it.
+naming any other host is read without it, and so is the pre-signed URL a configured host
+redirects a granule to (``io/access.py``: ``Redirects``).
 """
 
 from __future__ import annotations
@@ -143,6 +144,11 @@ class Endpoints:
                 return None
         return (f"{host}{'' if port == DEFAULT_PORTS.get(scheme) else f':{port}'} is not a "
                 "trusted host (to trust it, add it to GCOV_INDEX_TRUSTED_HOSTS)")
+
+    def is_login(self, url: str) -> bool:
+        """Whether ``url`` is on the Earthdata Login host (``edl_url``'s host and port): where
+        an endpoint sends a request whose token it did not accept."""
+        return _origin(url) == _origin(self.edl_url)
 
     @property
     def is_nasa(self) -> bool:

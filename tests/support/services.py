@@ -8,17 +8,31 @@
   HeadObject from the archive's files instead of moto.
 - ``EarthdataService``: ``GET /s3credentials`` with a bearer token answers the real JSON shape
   (401 otherwise); ``POST /api/users/find_or_create_token`` exchanges a login for a token;
-  ``/NISAR/<collection>/<stem>/<stem>.h5`` serves granules with the bearer token and Range.
-- ``LocalArchive``: both, with granules uploaded where NISAR keeps them, and the environment a
-  client needs (``AWS_ENDPOINT_URL``, ``GCOV_INDEX_S3CREDENTIALS_URL``, ...).
+  ``GET``/``HEAD /NISAR/<collection>/<stem>/<stem>.h5`` with the bearer token answers, as NASA's
+  endpoint does, a redirect (303 by default; ``redirect=307`` too) to a pre-signed URL on
+  another host (``SignedService``), or, with ``redirect=None``, serves the bytes itself with
+  Range (401 without a valid token, either way).
+- ``SignedService``: that other host (127.0.0.4), S3 as a pre-signed URL reaches it: it checks
+  the URL's signature (an HMAC of method, path, date and lifetime under a secret of its own)
+  and its expiry, answers 403 ``SignatureDoesNotMatch`` / ``AccessDenied`` (Request has expired)
+  as S3 does, and 400 ``InvalidArgument`` to a request that also carries an ``Authorization``
+  header (S3 takes one authentication only); it serves the bytes with Range.
+- ``LocalArchive``: all three, with granules uploaded where NISAR keeps them, and the
+  environment a client needs (``AWS_ENDPOINT_URL``, ``GCOV_INDEX_S3CREDENTIALS_URL``, ...).
 
-Signatures are not verified (moto does not either); keys, tokens and expiry are.
+Every server counts its requests in a ``Stats``; the HTTPS endpoint and the signed host also
+record each request (``Stats.hits``: method, path, Range, status, headers) so that a test can
+count redirects and range GETs per host and check which requests carried ``Authorization``
+(``LocalArchive.hosts``). S3 signatures are not verified (moto does not either); keys, tokens
+and expiry are.
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -34,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 from gcov_index.io.access import Access
 from gcov_index.io.endpoints import PROD, Endpoints
@@ -83,9 +97,15 @@ class _Quiet(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
+    # where this request is recorded (Stats.hits), set per request by the handlers that record
+    _stats: Stats | None = None
+
     def _reply(self, status: int, body: bytes = b"", headers: dict | None = None,
                content_type: str | None = "application/xml", length: int | None = None) -> None:
         """One response; ``length`` is the Content-Length a HEAD answers (no body sent)."""
+        if self._stats is not None:
+            self._stats.record(Hit(self.command, self.path, status, self.headers.get("Range"),
+                                   {k.lower(): v for k, v in self.headers.items()}))
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
@@ -128,17 +148,67 @@ def _serve_file(handler: _Quiet, path: Path | None, stats: Stats,
     handler._reply(206 if rng else 200, data, headers, content_type="application/octet-stream")
 
 
+@dataclass(frozen=True)
+class Hit:
+    """One request as a server saw it, and the status it answered."""
+
+    method: str
+    path: str  # as requested, query included
+    status: int
+    range: str | None
+    headers: dict[str, str] = field(repr=False)  # names in lower case
+
+    @property
+    def authorization(self) -> bool:
+        """Whether the request carried an ``Authorization`` header."""
+        return "authorization" in self.headers
+
+    @property
+    def key(self) -> str:
+        """The path without its query."""
+        return self.path.split("?", 1)[0]
+
+
 @dataclass
 class Stats:
     """Requests and bytes served, by method; refusals by error code; the most requests seen
-    in flight at once (concurrency). Reset between measurements."""
+    in flight at once (concurrency); for the servers that record them, every request
+    (``hits``). Reset between measurements."""
 
     requests: Counter = field(default_factory=Counter)
     bytes: int = 0
     refused: Counter = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    hits: list[Hit] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, hit: Hit) -> None:
+        with self.lock:
+            self.hits.append(hit)
+
+    def seen(self, method: str | None = None, *, prefix: str = "",
+             status: int | None = None) -> list[Hit]:
+        """The recorded requests, of ``method`` (any), under path ``prefix``, answered
+        ``status`` (any)."""
+        with self.lock:
+            hits = list(self.hits)
+        return [h for h in hits if (method is None or h.method == method)
+                and h.key.startswith(prefix) and (status is None or h.status == status)]
+
+    @property
+    def redirects(self) -> int:
+        """Requests answered with a redirect (3xx)."""
+        return sum(1 for h in self.seen() if 300 <= h.status < 400)
+
+    @property
+    def range_gets(self) -> int:
+        """GETs of a byte range answered with the bytes (206)."""
+        return sum(1 for h in self.seen("GET", status=206) if h.range)
+
+    def with_authorization(self) -> list[Hit]:
+        """The recorded requests that carried an ``Authorization`` header."""
+        return [h for h in self.seen() if h.authorization]
 
     def add(self, method: str, n: int) -> None:
         with self.lock:
@@ -162,6 +232,7 @@ class Stats:
         with self.lock:
             self.requests.clear()
             self.refused.clear()
+            self.hits.clear()
             self.bytes = 0
             self.max_in_flight = self.in_flight
 
@@ -181,13 +252,13 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Server:
-    def __init__(self, handler, owner, ssl_context=None):
-        self.httpd = _HTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler, owner, ssl_context=None, host: str = "127.0.0.1"):
+        self.httpd = _HTTPServer((host, 0), handler)
         self.httpd.owner = owner
         if ssl_context is not None:
             self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ssl_context else 'http'}://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -334,6 +405,7 @@ class _EarthdataHandler(_Quiet):
 
     def do_GET(self) -> None:
         svc: EarthdataService = self.server.owner
+        self._stats = svc.stats
         path = urlparse(self.path).path
         if svc.latency:
             time.sleep(svc.latency)
@@ -355,6 +427,7 @@ class _EarthdataHandler(_Quiet):
 
     def do_POST(self) -> None:
         svc: EarthdataService = self.server.owner
+        self._stats = svc.stats
         self._body()
         if urlparse(self.path).path != "/api/users/find_or_create_token":
             return self._reply(404, b"not found", content_type="text/plain")
@@ -374,6 +447,10 @@ class _EarthdataHandler(_Quiet):
         if not self._bearer_ok():
             svc.stats.add(self.command, 0)
             return self._reply(401, b"Unauthorized", content_type="text/plain")
+        if svc.redirect:  # as NASA's endpoint: to a URL signed for this method, elsewhere
+            svc.stats.add(self.command, 0)
+            location = svc.signed.sign(self.command, f"/{BUCKET}/{rel}")
+            return self._reply(svc.redirect, b"", {"Location": location}, content_type=None)
         path = (svc.root / rel).resolve()
         if svc.root not in path.parents:
             path = None
@@ -381,12 +458,19 @@ class _EarthdataHandler(_Quiet):
 
 
 class EarthdataService:
+    """Credentials, the token exchange and the HTTPS endpoint of the granules. ``redirect``
+    (303, 307, ...; settable at any time) answers a granule's GET or HEAD with that redirect
+    to a URL ``signed`` signs; ``None`` serves the bytes here."""
+
     def __init__(self, gateway: S3Gateway, root: Path, lifetime: timedelta = timedelta(hours=1),
-                 latency: float = 0.0):
+                 latency: float = 0.0, signed: SignedService | None = None,
+                 redirect: int | None = 303):
         self.gateway = gateway
         self.root = Path(root).resolve()
         self.lifetime = lifetime
         self.latency = latency
+        self.signed = signed
+        self.redirect = redirect if signed is not None else None
         self.token = "edl-" + secrets.token_urlsafe(32)
         self.tokens = {self.token}
         self.users = {"nisar-user": secrets.token_urlsafe(12)}
@@ -399,23 +483,147 @@ class EarthdataService:
 
 
 # ---------------------------------------------------------------------------------------
+# the host of the pre-signed URLs
+
+
+def _amz_date(t: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))
+
+
+class _SignedHandler(_Quiet):
+    def _any(self) -> None:
+        svc: SignedService = self.server.owner
+        self._stats = svc.stats
+        self._body()
+        svc.stats.enter()
+        try:
+            if svc.latency:
+                time.sleep(svc.latency)
+            parsed = urlparse(self.path)
+            refusal = svc.check(self.command, parsed.path, parse_qs(parsed.query), self.headers)
+            if refusal is not None:
+                code, status, payload = refusal
+                svc.stats.add(self.command, 0)
+                svc.stats.refuse(code)
+                return self._reply(status, payload)
+            bucket, _, key = parsed.path.lstrip("/").partition("/")
+            path = (svc.root / key).resolve() if bucket == BUCKET and key else None
+            if path is not None and svc.root not in path.parents:
+                path = None
+            _serve_file(self, path, svc.stats, (*_s3_error(
+                "NoSuchKey", "The specified key does not exist.", 404), "application/xml"))
+        finally:
+            svc.stats.leave()
+
+    do_GET = do_HEAD = _any
+
+
+class SignedService:
+    """The host a pre-signed URL leads to (S3 behind NASA's HTTPS endpoint), on another
+    loopback address than the archive (``host``): path-style ``/<bucket>/<key>`` URLs with
+    SigV4-like query parameters. A URL is signed for one method (as S3's: a URL signed for
+    GET refuses a HEAD) and lives ``lifetime`` (whole seconds, as ``X-Amz-Expires``).
+    ``revoke()`` changes the secret: every URL signed before is refused (as when the signing
+    credentials are rotated); ``tamper`` signs every new URL wrongly. ``base`` is where the
+    URLs it signs point (its own ``url``; a proxy in front of it, e.g. ``FaultProxy``)."""
+
+    def __init__(self, root: Path, host: str = "127.0.0.4",
+                 lifetime: timedelta = timedelta(hours=1), latency: float = 0.0):
+        self.root = Path(root).resolve()
+        self.lifetime = lifetime
+        self.latency = latency
+        self.tamper = False
+        self.stats = Stats()
+        self.key_id = "ASIA" + secrets.token_hex(8).upper()
+        self._secret = secrets.token_bytes(32)
+        self._session_token = secrets.token_urlsafe(48)
+        self._server = _Server(_SignedHandler, self, host=host)
+        self.url = self._server.url
+        self.base = self.url
+        self.signed = 0  # URLs signed
+
+    def _signature(self, method: str, path: str, date: str, expires: str, credential: str,
+                   secret: bytes | None = None) -> str:
+        text = "\n".join([method, path, date, expires, credential])
+        return hmac.new(secret or self._secret, text.encode(), hashlib.sha256).hexdigest()
+
+    def sign(self, method: str, path: str) -> str:
+        """A URL of ``path`` (``/<bucket>/<key>``) pre-signed for ``method``, valid from now for
+        ``lifetime``."""
+        date = _amz_date(time.time())
+        expires = str(max(0, int(self.lifetime.total_seconds())))
+        credential = f"{self.key_id}/{date[:8]}/us-west-2/s3/aws4_request"
+        signature = self._signature(method, path, date, expires, credential)
+        if self.tamper:
+            signature = signature[::-1]
+        self.signed += 1
+        query = urlencode({"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Credential": credential,
+                           "X-Amz-Date": date, "X-Amz-Expires": expires,
+                           "X-Amz-SignedHeaders": "host",
+                           "X-Amz-Security-Token": self._session_token,
+                           "X-Amz-Signature": signature})
+        return f"{self.base}{path}?{query}"
+
+    def check(self, method: str, path: str, query: dict, headers) -> tuple[str, int, bytes] | None:
+        """(code, status, body) of S3's refusal of this request, or None when it may be read."""
+        if headers.get("Authorization"):
+            return "InvalidArgument", *_s3_error(
+                "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm "
+                "query parameter, Signature query string parameter or the Authorization header "
+                "should be specified", 400)
+        q = {k: v[0] for k, v in query.items()}
+        needed = ("X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-Signature")
+        if any(k not in q for k in needed):
+            return "AccessDenied", *_s3_error("AccessDenied", "Access Denied", 403)
+        expected = self._signature(method, path, q["X-Amz-Date"], q["X-Amz-Expires"],
+                                   q["X-Amz-Credential"])
+        if not hmac.compare_digest(expected, q["X-Amz-Signature"]):
+            return "SignatureDoesNotMatch", *_s3_error(
+                "SignatureDoesNotMatch", "The request signature we calculated does not match "
+                "the signature you provided.", 403)
+        try:
+            signed_at = datetime.strptime(q["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            expires = int(q["X-Amz-Expires"])
+        except ValueError:
+            return "AccessDenied", *_s3_error("AccessDenied", "Access Denied", 403)
+        if datetime.now(UTC) >= signed_at + timedelta(seconds=expires):
+            return "AccessDenied", *_s3_error("AccessDenied", "Request has expired", 403)
+        return None
+
+    def revoke(self) -> None:
+        """A new secret: every URL signed so far is refused from now on."""
+        self._secret = secrets.token_bytes(32)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+# ---------------------------------------------------------------------------------------
 
 
 class LocalArchive:
-    """The archive on loopback: S3 + credentials + HTTPS, holding the granules given.
+    """The archive on loopback: S3 + credentials + HTTPS (redirecting to pre-signed URLs on
+    another host), holding the granules given.
 
     Use as a context manager; ``env`` is what a client sets to reach it.
     """
 
     def __init__(self, root: Path, *, lifetime: timedelta = timedelta(hours=1),
-                 latency: float = 0.0, s3_backend: str = "moto"):
+                 latency: float = 0.0, s3_backend: str = "moto", redirect: int | None = 303,
+                 signed_lifetime: timedelta = timedelta(hours=1),
+                 signed_host: str = "127.0.0.4"):
         """``s3_backend``: "moto" (a real S3 API; tests, demo) or "files" (the same gateway
-        reading the archive's files; benchmarks of full-size granules)."""
+        reading the archive's files; benchmarks of full-size granules). ``redirect``: the
+        status the HTTPS endpoint answers a granule with (303, 307), to a URL pre-signed on
+        ``signed_host`` for ``signed_lifetime``; None: it serves the bytes itself."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.moto = s3_backend == "moto"
         self.s3 = S3Gateway(latency=latency, files=None if self.moto else {BUCKET: self.root})
-        self.earthdata = EarthdataService(self.s3, self.root, lifetime=lifetime, latency=latency)
+        self.signed = SignedService(self.root, host=signed_host, lifetime=signed_lifetime,
+                                    latency=latency)
+        self.earthdata = EarthdataService(self.s3, self.root, lifetime=lifetime, latency=latency,
+                                          signed=self.signed, redirect=redirect)
         if self.moto:
             self.s3.admin_client().create_bucket(
                 Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
@@ -423,6 +631,11 @@ class LocalArchive:
     @property
     def token(self) -> str:
         return self.earthdata.token
+
+    @property
+    def hosts(self) -> dict[str, Stats]:
+        """Each server's counts by its ``host:port``: S3, the HTTPS endpoint, the signed host."""
+        return {urlparse(s.url).netloc: s.stats for s in (self.s3, self.earthdata, self.signed)}
 
     @property
     def endpoints(self) -> Endpoints:
@@ -479,6 +692,7 @@ class LocalArchive:
 
     def stop(self) -> None:
         self.earthdata.stop()
+        self.signed.stop()
         self.s3.stop()
 
 
