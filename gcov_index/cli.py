@@ -170,11 +170,13 @@ def _check_granules(inputs: list[str], origin: dict[str, str]) -> None:
         if sep and scheme.lower() not in ("file", "s3", "http", "https"):
             raise BadInputError(f"{label(item)}: unsupported URL scheme {scheme!r} (use a path, "
                                 "s3:// or https://)")
-    selection = select_latest(inputs)  # names checked: what is not a granule name is refused
-    for g in selection.selected:  # the local granules build would read are files there
-        if "://" not in g.url or g.url.startswith("file://"):
-            _check_local_file(g.url, label(g.url))
-    if not selection.selected:
+    selection = select_latest(inputs)  # names checked: another product's name is refused
+    # the local granules build would read are files there (named off the convention too:
+    # build reads what they are from their identification group)
+    for url in [g.url for g in selection.selected] + selection.unnamed:
+        if "://" not in url or url.startswith("file://"):
+            _check_local_file(url, label(url))
+    if not selection.selected and not selection.unnamed:
         listed = [i for i in inputs if i in origin]
         lists = ", ".join(sorted({origin[i].split(" of ", 1)[1] for i in listed}))
         where = (f"the {len(inputs)} inputs" if not listed else

@@ -65,6 +65,8 @@ def subset(*argv: str) -> list[str]:
 
 
 G = "{g}"
+GSLC_NAME = ("NISAR_L2_PR_GSLC_005_172_A_008_2005_DHDH_A_20251122T024618_20251122T024652_X05009"
+             "_N_F_J_001.h5")
 
 CASES = [
     # ---- the command line itself ----------------------------------------------------------
@@ -278,8 +280,13 @@ CASES = [
     case("build-only-qa", 2, ["build", "{qa}", "--out", "{t}/s.json"], "QA_STATS",
          "no GCOV data granule"),
     case("build-dash", 2, ["build", "-", "--out", "{t}/s.json"], "no GCOV data granule", " -"),
-    case("build-not-a-granule-name", 2, ["build", "{t}/x.h5", "--out", "{t}/s.json"],
-         "{t}/x.h5", "not a NISAR L2 GCOV granule name"),
+    # an .h5 named off the convention is read for what it is: missing, text, or another product
+    case("build-off-convention-missing", 3, ["build", "{t}/x.h5", "--out", "{t}/s.json"],
+         "{t}/x.h5", "no such file"),
+    case("build-off-convention-not-hdf5", 2, ["build", "{t}/text.h5", "--out", "{t}/s.json"],
+         "{t}/text.h5", "not an HDF5 file"),
+    case("build-other-product-name", 2, ["build", "{t}/" + GSLC_NAME, "--out", "{t}/s.json"],
+         GSLC_NAME, "a NISAR L2 GSLC granule, not GCOV"),
     case("build-bad-polarization", 2,
          ["build", "{t}/NISAR_L2_PR_GCOV_005_172_A_008_2005_XXHH_A_20251122T024618_"
           "20251122T024652_X05009_N_F_J_001.h5", "--out", "{t}/s.json"], "XXHH",
@@ -530,6 +537,7 @@ def make_world(t: Path, stack: dict, store: Path) -> None:
         p.write_bytes(content)
 
     put("file.txt", "just some text\n")
+    put("text.h5", "just some text, named like HDF5\n")
     put("dir/inner.txt", "x")
     for d in ("d.json", "d.csv", "d.png", "d.geojson", "empty.parquet", f"dirg/{gname}"):
         (t / d).mkdir(parents=True)
