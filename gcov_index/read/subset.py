@@ -114,14 +114,16 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
             raise BadInputError(f"--bbox {box}: outside the grid of {'; '.join(outside)}")
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:  # every layer and stack at once
             values = list(pool.map(lambda job: _read(store, job[1], job[2]), jobs))
-    parts: dict[str, dict] = {}
-    for (st, key, da), v in zip(jobs, values, strict=True):
-        part = parts.setdefault(st["id"], {"stack": st, "layers": {}, "time": da["time"].values,
-                                           "ids": da["granuleId"].values.astype(str)
-                                           if "granuleId" in da.coords else None})
-        part["layers"][key] = _statistic(v, da, stat, db)
+        # the coordinates too are read while this version of the store is held open
+        parts: dict[str, dict] = {}
+        for (st, key, da), v in zip(jobs, values, strict=True):
+            part = parts.setdefault(st["id"], {
+                "stack": st, "layers": {}, "time": da["time"].values,
+                "ids": da["granuleId"].values.astype(str) if "granuleId" in da.coords else None})
+            part["layers"][key] = _statistic(v, da, stat, db)
     result = xr.concat([_rows(p) for p in parts.values()], dim="time", join="outer",
-                       data_vars="all", coords="different", combine_attrs="drop_conflicts")
+                       data_vars="all", coords="different", compat="equals",
+                       combine_attrs="drop_conflicts")
     result = result.sortby("time")
     for key in dict.fromkeys(k for _, k, _ in jobs):
         result[key.replace("/", "_")].attrs["layer"] = key
