@@ -18,7 +18,9 @@ import numpy as np
 from ..granule import Granule
 from ..io.fingerprint import Fingerprint
 
-MANIFEST_VERSION = 1
+# 2: an axis whose attached scale has another length is unnamed (scan.py, "layers on their
+# own grid"); entries of version 1 are scanned again
+MANIFEST_VERSION = 2
 
 
 

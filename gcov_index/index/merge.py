@@ -18,6 +18,10 @@ The rules (also in the README):
 - Axes without a dimension scale are named per group ``phony_dim_N``, one per distinct length
   in the order they appear (h5netcdf's rule), so ``quaternions [94,4]`` and ``eulerAngles
   [94,3]`` no longer collide.
+- A layer on its own grid (an axis longer or shorter than the scale it names, such as an
+  ``inputDataExceptionMask`` on a finer grid than its group's ``x|yCoordinates``) gets a phony
+  dimension of its own length too: the scan leaves such an axis unnamed, and the merge checks
+  the name against the scale's length again (a manifest made elsewhere), so the group opens.
 - Attributes that differ between granules (statistics such as ``mean_value``) become lists,
   one value per time step.
 - Each stacked group carries ``time`` and the provenance coordinates ``granuleId``,
@@ -152,7 +156,8 @@ class _Merger:
         shape = shape or a.shape
         out = []
         for axis, d in enumerate(a.dims):
-            if d is not None and not self._varies(group, d):
+            if d is not None and not self._varies(group, d) and \
+                    self._scale_length(group, d) in (None, a.shape[axis]):
                 out.append(d)
                 continue
             n = shape[axis]
@@ -160,6 +165,18 @@ class _Merger:
                 phony[n] = f"phony_dim_{len(phony)}"
             out.append(phony[n])
         return out
+
+    def _scale_length(self, group: str, dim: str) -> int | None:
+        """The length of the scale ``dim`` names, seen from ``group`` (its own or a parent
+        group's, nearest first), or None when no granule has one."""
+        g = group
+        while True:
+            for v in self.versions(f"{g}/{dim}" if g else dim):
+                if v is not None and len(v.shape) == 1:
+                    return v.shape[0]
+            if not g:
+                return None
+            g = g.rsplit("/", 1)[0] if "/" in g else ""
 
     def _varies(self, group: str, dim: str) -> bool:
         # a scale of this group or of a parent group that is stacked as data

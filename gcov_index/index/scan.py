@@ -8,6 +8,11 @@ this product (``shared/gcov-product.md``, "Known traps"):
 2. phony dimensions (trap 2): axes without a dimension scale are left unnamed here and named
    per group at merge time, one ``phony_dim_N`` per distinct length (h5netcdf's rule);
 3. parent-group scales (trap 3): a dimension is named after its scale's basename;
+3b. layers on their own grid: an axis whose attached scale has another length than the axis
+   (an ``inputDataExceptionMask`` on a finer grid than its group's ``x|yCoordinates``, which the
+   product attaches anyway) is left unnamed, so the merge gives it a phony dimension of its own
+   length instead of a name that clashes with the group's scale and stops xarray opening the
+   group ("conflicting sizes for dimension 'yCoordinates'");
 4. strings (trap 4): fixed- and variable-length string datasets are read and inlined;
 5. per-chunk filter masks (trap 5): a chunk stored with a filter skipped is read through HDF5
    and re-encoded with the array's full codec pipeline, then inlined;
@@ -64,12 +69,16 @@ def fill_value_of(ds: h5py.Dataset, dtype: np.dtype) -> Any:
 
 
 def _dims(ds: h5py.Dataset) -> tuple[str | None, ...]:
+    """Each axis's dimension: its attached scale's basename when the scale is as long as the
+    axis; else None (a phony dimension, named at merge time)."""
     dims: list[str | None] = []
     scale = h5py.h5ds.is_scale(ds.id)
     for axis in range(ds.ndim):
         attached = ds.dims[axis]
         if len(attached) >= 1:
-            dims.append(attached[0].name.rsplit("/", 1)[-1])
+            first = attached[0]
+            same_length = first.ndim == 1 and first.shape[0] == ds.shape[axis]
+            dims.append(first.name.rsplit("/", 1)[-1] if same_length else None)
         elif scale and axis == 0:
             dims.append(ds.name.rsplit("/", 1)[-1])
         else:
