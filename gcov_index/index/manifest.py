@@ -19,8 +19,9 @@ from ..granule import Granule
 from ..io.fingerprint import Fingerprint
 
 # 2: an axis whose attached scale has another length is unnamed (scan.py, "layers on their
-# own grid"); entries of version 1 are scanned again
-MANIFEST_VERSION = 2
+# own grid"); 3: one-chunk tables over 64 KiB stay references (scan.INLINE_LIMIT); entries
+# of older versions are scanned again
+MANIFEST_VERSION = 3
 
 
 

@@ -17,7 +17,8 @@ this product (``shared/gcov-product.md``, "Known traps"):
 5. per-chunk filter masks (trap 5): a chunk stored with a filter skipped is read through HDF5
    and re-encoded with the array's full codec pipeline, then inlined;
 6. small contiguous datasets (trap 6): read once here from 4 MiB cached pages, stored inline,
-   so opening the store never goes back to the granule for them.
+   so opening the store never goes back to the granule for them (one-chunk tables too, up to
+   ``INLINE_LIMIT``; larger ones stay references).
 """
 
 from __future__ import annotations
@@ -86,13 +87,19 @@ def _dims(ds: h5py.Dataset) -> tuple[str | None, ...]:
     return tuple(dims)
 
 
+INLINE_LIMIT = 64 * 1024  # bytes: a one-chunk table larger than this stays a reference
+
+
 def _is_materialised(ds: h5py.Dataset) -> bool:
-    """Read now and inline: contiguous datasets, strings, and whole-array tables outside the
-    grids. Grid layers and multi-chunk arrays stay virtual."""
+    """Read now and inline: contiguous datasets, strings, and small one-chunk tables outside
+    the grids. Grid layers, multi-chunk arrays and larger tables (the calibration and timing
+    tables of a full-size granule are 0.5-1.2 MB each: inlined, a one-granule JSON store was
+    22 MB) stay references, read when asked for."""
     if ds.chunks is None or ds.dtype.kind in "SOU" or ds.shape == ():
         return True
     whole = tuple(ds.chunks) == tuple(ds.shape)
-    return whole and "/GCOV/grids/" not in ds.name
+    small = ds.size * ds.dtype.itemsize <= INLINE_LIMIT
+    return whole and small and "/GCOV/grids/" not in ds.name
 
 
 def _materialise(ds: h5py.Dataset) -> np.ndarray:
