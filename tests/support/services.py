@@ -52,8 +52,15 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 from gcov_index.io.access import Access
 from gcov_index.io.endpoints import PROD, Endpoints
+from gcov_index.product import maturity_of
 
 COLLECTION = "NISAR_L2_GCOV_BETA_V1"
+
+
+def collection_of(stem: str) -> str:
+    """The archive collection of a granule: its CRID's maturity (BETA when the name has none)."""
+    crid = re.search(r"_([A-Z]\d{5})_[A-Z]_[A-Z]_[A-Z]_\d{3}$", stem)
+    return f"NISAR_L2_GCOV_{maturity_of(crid.group(1))}_V1" if crid else COLLECTION
 BUCKET = PROD.s3_bucket  # the archive stands where NASA's does
 ADMIN_KEY = "GCOVINDEXADMIN000000"  # test-only key for uploads, never issued to clients
 
@@ -659,9 +666,10 @@ class LocalArchive:
 
     def key(self, name: str) -> str:
         """Where NISAR keeps a file: ``<collection>/<granule stem>/<name>`` (a QA_STATS
-        companion sits beside its granule)."""
+        companion sits beside its granule), the collection of its release's maturity (X CRIDs
+        in NISAR_L2_GCOV_BETA_V1, P CRIDs in ..._PROVISIONAL_V1), as in the archive."""
         stem = name.removesuffix(".h5").removesuffix("_QA_STATS")
-        return f"{COLLECTION}/{stem}/{name}"
+        return f"{collection_of(stem)}/{stem}/{name}"
 
     def add(self, path: Path, name: str | None = None) -> tuple[str, str]:
         """Upload a file to S3 and place it for HTTPS; returns its (s3, https) URLs."""
