@@ -27,13 +27,27 @@ class ChunkedArray:
     refs: dict[str, tuple[int, int]] = field(default_factory=dict)  # "i.j" -> (offset, length)
 
 
-def parse_hdf5(reader, url: str, store) -> dict[str, ChunkedArray]:
-    """Every dataset VirtualiZarr finds in the HDF5 file at ``url``, by path (no leading
-    slash). ``reader`` is a file-like object over the file (read once, shared with h5py);
-    ``store`` the obstore store that holds it."""
+def parse_hdf5(reader, url: str, store, groups: dict[str, set[str]] | None = None
+               ) -> dict[str, ChunkedArray]:
+    """The datasets VirtualiZarr finds in the HDF5 file at ``url``, by path (no leading slash):
+    every one, or, with ``groups`` (group path -> names of its members to leave out), those of
+    each group given and no others. ``reader`` is a file-like object over the file (read once,
+    shared with h5py); ``store`` the obstore store that holds it.
+
+    Where VirtualiZarr falls short: ``HDFParser(drop_variables=...)`` applies to the top group
+    only (its recursion into subgroups drops nothing), so the whole product tree was parsed for
+    the ~20 of 272 datasets held by reference. Each group is parsed on its own here, its other
+    members (subgroups included: that stops the recursion) dropped.
+    """
     registry = ObjectStoreRegistry({url.rpartition("/")[0] + "/": store})
-    parsed = HDFParser(reader_factory=lambda *_: reader)(url, registry=registry)
-    return {path: _chunked(arr) for path, arr in _walk(parsed._group).items()}
+    out: dict[str, ChunkedArray] = {}
+    for group, drop in (groups or {"": set()}).items():
+        parser = HDFParser(group=group or None, drop_variables=sorted(drop),
+                           reader_factory=lambda *_: reader)
+        parsed = parser(url, registry=registry)
+        prefix = f"{group.strip('/')}/" if group.strip("/") else ""
+        out.update({prefix + path: _chunked(arr) for path, arr in _walk(parsed._group).items()})
+    return out
 
 
 def _walk(group) -> dict:
