@@ -239,3 +239,46 @@ def test_cli_says_stacks_and_warnings_and_refuses_in_one_line(archive_mix, tmp_p
     assert main(["subset", str(out), "--bbox", "1", "1", "2", "2", "--stack", "X"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--stack X: no such stack" in err[0]
+
+
+def test_modes_and_masks_of_one_frame_read_back_whole(tmp_path):
+    """DHDH, SHNA (no frequency B) and QPDH (complex off-diagonal terms) releases of one frame,
+    with and without an inputDataExceptionMask, and one whose mask is on a finer grid: every
+    dataset of every source equals h5py's read through the store, stack by stack."""
+    from tests.test_end_to_end import check_every_dataset
+
+    base = GranuleSpec()
+    specs = [replace(base.repeat(0), exception_mask=None),
+             replace(base.repeat(1), polarizations="SHNA", exception_mask="same"),
+             replace(base.repeat(2), polarizations="QPDH", exception_mask="same"),
+             replace(base.repeat(3), exception_mask="finer")]
+    paths = [write_granule(tmp_path / "g", s) for s in specs]
+    result = build([str(p) for p in paths], tmp_path / "m.parquet", cache=False)
+    by_name = {p.stem: p for p in paths}
+    members: dict[str, list] = {}
+    info = store_info(result.store)
+    for g in info.granules:
+        members.setdefault(g["stack"], []).append(by_name[g["granuleId"]])
+    assert sum(len(v) for v in members.values()) == 4
+    assert len(members) == 2  # the finer mask cannot share a time axis with the others
+    checked = 0
+    for stack, sources in members.items():
+        tree = open_store(result.store, stack=stack, mask_and_scale=False, decode_times=False)
+        checked += check_every_dataset(tree, sources)
+        grid = tree[GRID].dataset
+        assert grid["HHHH"].sizes["time"] == len(sources)
+    assert checked > 4 * 200
+    quad = open_store(result.store, stack=info.granules[0]["stack"], group=GRID).dataset
+    assert quad["HHVV"].dtype.kind == "c"  # complex off-diagonal terms of the QPDH release
+
+
+def test_another_product_named_off_the_convention_is_one_line(tmp_path, capsys):
+    from gcov_index.cli import main
+
+    path = write_granule(tmp_path / "g", replace(GranuleSpec(), product_type="GSLC"))
+    odd = path.rename(path.with_name("scene.h5"))
+    out = tmp_path / "x.json"
+    assert main(["build", str(odd), "--out", str(out), "--no-cache", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scene.h5: a NISAR GSLC granule, not GCOV" in err[0]
+    assert not out.exists()

@@ -8,7 +8,8 @@ The rules (also in the README):
   ``xCoordinates`` and ``yCoordinates`` in every granule; otherwise the build is refused with a
   message naming the two granules that differ.
 - Stored once (no ``time``): dimension scales and the grids' ``projection`` /
-  ``x|yCoordinateSpacing``, when identical in every granule.
+  ``x|yCoordinateSpacing``, when identical in every granule that has them (a granule of a
+  mode without frequency B has none of B's).
 - Every other dataset gets a leading stacking dimension, ``time`` (``zeroDopplerStartTime``
   in a group that has its own dataset named ``time``: orbit, attitude). Chunked arrays stay
   virtual; materialised ones (strings, scalars, small tables) are inlined per time step.
@@ -132,7 +133,10 @@ class _Merger:
             vs = [v for v in self.versions(p) if v is not None]
             first = vs[0]
             grid_once = p.startswith(GRIDS + "/") and first.name in GRID_ONCE
-            if (first.is_scale or grid_once) and len(vs) == self.T and all(_same(first, v) for v in vs):
+            # identical wherever present: a frequency's scales, absent from a granule of another
+            # mode (SHNA has no frequencyB), are still coordinates, not stacked data (stacked,
+            # a child's xCoordinates would be hidden by an inherited one in a DataTree)
+            if (first.is_scale or grid_once) and all(_same(first, v) for v in vs):
                 once.add(p)
             elif first.is_scale:
                 self.varying_scales.setdefault(first.group, set()).add(first.name)
@@ -145,7 +149,8 @@ class _Merger:
                 vs = self.versions(p)
                 first = next(v for v in vs if v is not None)
                 if p in once:
-                    self.arrays[p] = self.once(first, self.dims(first, phony, group))
+                    source = next(t for t, v in enumerate(vs) if v is not None)
+                    self.arrays[p] = self.once(first, self.dims(first, phony, group), source)
                 else:
                     stacked_any = True
                     self.arrays[p] = self.stacked(p, vs, first, stack, phony, group)
@@ -183,7 +188,8 @@ class _Merger:
         return any(dim in names and (group == g or group.startswith(g + "/"))
                    for g, names in self.varying_scales.items())
 
-    def once(self, a: ArrayManifest, dims: list[str]) -> VirtualArray:
+    def once(self, a: ArrayManifest, dims: list[str], source: int = 0) -> VirtualArray:
+        """``a`` stored once, its references into granule ``source`` (the first that has it)."""
         if a.data is not None:
             data = _widen_chars(a.data)
             chunk_shape = data.shape or ()
@@ -191,7 +197,7 @@ class _Merger:
             return VirtualArray(shape=data.shape, chunks=chunk_shape, dtype=data.dtype.str,
                                 dims=dims, attrs=a.attrs, fill_value=a.fill_value,
                                 chunks_ref={key: np.ascontiguousarray(data).tobytes()})
-        refs = {k: (0, o, n) for k, (o, n) in a.refs.items()} | dict(a.inline)
+        refs = {k: (source, o, n) for k, (o, n) in a.refs.items()} | dict(a.inline)
         return VirtualArray(shape=a.shape, chunks=a.chunks, dtype=a.dtype, dims=dims,
                             attrs=a.attrs, fill_value=a.fill_value, filters=a.filters,
                             compressor=a.compressor, chunks_ref=refs)
