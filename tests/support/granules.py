@@ -908,9 +908,38 @@ def write_granule(directory: str | Path, spec: GranuleSpec | None = None,
     spec = spec or GranuleSpec()
     path = Path(directory) / (filename or spec.filename)
     path.parent.mkdir(parents=True, exist_ok=True)
+    made = _made.get(repr(spec))
+    if made is not None and made.exists():  # the same spec written before: its bytes again
+        shutil.copyfile(made, path)
+        return path
     with h5py.File(path, "w", fs_strategy="page", fs_page_size=PAGE) as f:
         _Writer(f, spec).write()
+    if path.stat().st_size <= _KEEP_UP_TO:
+        _made[repr(spec)] = _keep(path)
     return path
+
+
+# A spec's granule is deterministic (its values come from spec.seed): the test session writes
+# the same specs again and again (a stack per test file), ~0.4 s each for the whole
+# specification tree; the bytes are kept once per process and copied (a test may alter its copy).
+_made: dict[str, Path] = {}  # repr(spec) -> the bytes written for it
+_KEEP_UP_TO = 32 * 1024 * 1024
+
+
+@functools.cache
+def _keep_dir() -> Path:
+    import atexit
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="gcov-index-granules-"))
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+def _keep(path: Path) -> Path:
+    kept = _keep_dir() / f"{len(_made)}.h5"
+    shutil.copyfile(path, kept)
+    return kept
 
 
 def make_stack(directory: Path, n: int = 3) -> tuple[list[Path], Path, Path]:
