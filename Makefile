@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/python -m tests.support.demo
 
+# every core (pytest-xdist; each test file on one worker, its module fixtures built once)
 test: $(STAMP)
 	$(VENV)/bin/ruff check gcov_index tests benchmarks
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadfile
 
 # the fast lane: no local servers, no full-size granules (seconds)
 fast: $(STAMP)

@@ -33,7 +33,9 @@ def pytest_unconfigure(config) -> None:
     stores (Rust, with tokio threads and Python credential callbacks) alive; one of those
     threads calling into the interpreter while it finalizes crashed the process at exit after
     '730 passed' (a segfault, once in CI's run). The summary is printed and every fixture torn
-    down by now; the CLI ends its process the same way (gcov_index/__main__.py)."""
+    down by now; the CLI ends its process the same way (gcov_index/__main__.py). Under
+    pytest-xdist (``make test``) a worker gets here after it has sent the controller its
+    results, which then takes its end as expected."""
     if _EXIT:
         sys.stdout.flush()
         sys.stderr.flush()
