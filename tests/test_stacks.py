@@ -282,3 +282,15 @@ def test_another_product_named_off_the_convention_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "scene.h5: a NISAR GSLC granule, not GCOV" in err[0]
     assert not out.exists()
+
+
+def test_a_release_named_off_the_convention_is_still_one_per_acquisition(tmp_path):
+    """Its identification/granuleId names the acquisition: a renamed PROVISIONAL copy of a
+    BETA granule's acquisition supersedes it, as under its own name."""
+    beta = write_granule(tmp_path / "g", GranuleSpec())
+    prov = write_granule(tmp_path / "g", replace(GranuleSpec(), crid="P05023", seed=5))
+    renamed = prov.rename(prov.with_name("provisional_copy.h5"))
+    result = build([str(beta), str(renamed)], tmp_path / "one.json", cache=False)
+    assert [g.filename for g in result.selection.selected] == ["provisional_copy.h5"]
+    assert [o.filename for o, _ in result.selection.superseded] == [beta.name]
+    assert len(result.stacks) == 1 and result.stacks[0]["granules"] == 1

@@ -246,6 +246,17 @@ def _identified(f: h5py.File, url: str) -> Granule:
     ident["polarizations"] = {
         freq[-1]: [p.decode() if isinstance(p, bytes) else str(p) for p in grp["listOfPolarizations"][()]]
         for freq, grp in (f[GRIDS].items() if GRIDS in f else ()) if "listOfPolarizations" in grp}
+    # the name it was released under, when identification/granuleId holds one: the same
+    # acquisition key as a copy of it under its own name, so one release per acquisition is kept
+    gid = ident.get("granuleId", b"")
+    gid = (gid.decode() if isinstance(gid, bytes) else str(gid)).strip()
+    try:
+        named = Granule.parse(gid + ".h5") if gid else None
+    except BadInputError:
+        named = None
+    if named is not None:
+        return replace(named, url=url, name=file_name(url).removesuffix(".h5"),
+                       collection=Granule.from_identification(url, ident).collection)
     return Granule.from_identification(url, ident)
 
 

@@ -83,10 +83,11 @@ def grids_of(m: GranuleManifest) -> dict[str, Grid]:
 
 
 def layouts_of(m: GranuleManifest) -> dict[str, tuple]:
-    """Path -> (shape, chunks, dtype, codecs) of every array held by reference: arrays stacked
-    along time must agree on these."""
+    """Path -> (shape, chunks, dtype, codecs) of every array held by reference, ("inline",)
+    of every other: arrays stacked along time must agree on these (a table inlined in one
+    granule, being under the inline limit there, cannot stack with its reference in another)."""
     return {p: (a.shape, a.chunks, a.dtype, repr(a.filters), repr(a.compressor))
-            for p, a in m.arrays.items() if a.virtual}
+            if a.virtual else ("inline",) for p, a in m.arrays.items()}
 
 
 @dataclass

@@ -212,7 +212,7 @@ def _references(handle: StoreHandle, granules, reachable: dict, access: Access,
                 target = report.findings if _gone(m) else report.unreachable
                 target.append(Finding(g["granuleId"], f"chunk index not read ({m})"))
                 continue
-            expected = _expected_refs(m, t, meta, *place[t])
+            expected = _expected_refs(m, t, meta, *place.get(t, ("", t, 0)))
             report.refs_checked += len(expected)
             wrong = [k for k, v in expected.items() if store_refs.get(k) != v]
             extra = [k for k in by_token.get(f"{{{{u{t}}}}}", []) if k not in expected]

@@ -66,3 +66,16 @@ def test_several_stacks_nest_under_their_groups_with_urls_in_order():
 def test_mixed_maturity_is_a_warning():
     stacks = group_stacks([manifest(0), manifest(1, crid="P05023")])
     assert "mixes data maturities (1 BETA, 1 PROVISIONAL)" in stacks[0].mixed_maturity
+
+
+def test_a_table_inlined_in_one_granule_and_referenced_in_another_is_another_stack():
+    """Under the inline limit in one granule, over it in the next: they cannot share a time
+    axis (merging them failed), so they are two stacks, not a refusal."""
+    from .manifests import arr
+
+    inlined = manifest(0, extra={f"{GRID}/table": arr(f"{GRID}/table", np.zeros((2, 2)))})
+    referenced = manifest(1, extra={f"{GRID}/table": layer(1, path=f"{GRID}/table")})
+    stacks = group_stacks([inlined, referenced])
+    assert len(stacks) == 2
+    tree, _ = merge_stacks([inlined, referenced])
+    assert len(tree.urls) == 2
