@@ -166,9 +166,11 @@ def test_no_directory_caches_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("content", [b"garbage", gzip.compress(b"{not json"),
-                                     gzip.compress(b'{"version": 1}'),
-                                     gzip.compress(b'{"version": 99, "arrays": []}')])
+# mtime=0: the same bytes in every process (pytest-xdist workers must collect the same ids)
+@pytest.mark.parametrize("content", [b"garbage", gzip.compress(b"{not json", mtime=0),
+                                     gzip.compress(b'{"version": 1}', mtime=0),
+                                     gzip.compress(b'{"version": 99, "arrays": []}', mtime=0)],
+                         ids=["garbage", "gzip-not-json", "old-version", "future-version"])
 def test_a_damaged_entry_is_a_miss_and_is_deleted(tmp_path, content):
     cache, m = ManifestCache(tmp_path), manifest(0)
     path = cache.path(m.url, m.fingerprint)
