@@ -131,7 +131,7 @@ class Granule:
             location=g["location"],
             counter=int(g["counter"]),
             url=url_or_name,
-            collection=_collection(url_or_name),
+            collection=collection_in(url_or_name),
         )
         return granule if granule.stem == stem else replace(granule, name=stem)
 
@@ -167,7 +167,7 @@ class Granule:
             end=when("zeroDopplerEndTime"), crid=crid if re.fullmatch(r"[A-Z]\d{5}", crid)
             else "X00000", accuracy="N",
             coverage="P" if text("isFullFrame").lower() == "false" else "F",
-            location="J", counter=1, url=url, name=_stem(url), collection=_collection(url),
+            location="J", counter=1, url=url, name=_stem(url), collection=collection_in(url),
         )
 
     @property
@@ -230,7 +230,7 @@ class Granule:
         )
 
 
-def _collection(url: str) -> str:
+def collection_in(url: str) -> str:
     """The archive collection a URL names (its path's first part), e.g. NISAR_L2_GCOV_BETA_V1."""
     if "://" not in url or url.startswith("file://"):
         return ""

@@ -31,7 +31,7 @@ import numcodecs
 import numpy as np
 
 from ..errors import AccessError, BadInputError, GcovIndexError, NotGcovError, first_line
-from ..granule import Granule, file_name
+from ..granule import Granule, collection_in, file_name
 from ..io.access import Access, canonical_url, open_reader, read_failure, remote_error
 from ..io.fingerprint import Fingerprint, fingerprint_of
 from ..product import GCOV_ROOT, GRIDS, IDENT, START_TIME
@@ -256,7 +256,7 @@ def _identified(f: h5py.File, url: str) -> Granule:
         named = None
     if named is not None:
         return replace(named, url=url, name=file_name(url).removesuffix(".h5"),
-                       collection=Granule.from_identification(url, ident).collection)
+                       collection=collection_in(url))
     return Granule.from_identification(url, ident)
 
 
