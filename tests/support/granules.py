@@ -43,7 +43,11 @@ tree, that version recorded), and ``extra`` (path -> value written last, None de
 ``payload="real"`` writes real values through HDF5's filters (tests: small grids). ``"thin"``
 writes every chunk of a layer with one pre-encoded payload via ``write_direct_chunk``: the chunk
 layout (count, offsets, index, metadata pages) is real and full size, the bytes are few, and a
-full-size granule is written in seconds (benchmarks).
+full-size granule is written in seconds. ``"sized"`` is ``"thin"`` with real-size payloads:
+each chunk of a layer is one of a few pre-encoded blocks of speckle-like values (float layers
+keep 12 mantissa bits, as the product's compress), ~0.4-0.6 MB a 512 x 512 float chunk after
+shuffle + deflate, so a full-size granule is ~2-3 GB and its metadata pages lie between real
+amounts of data (benchmarks: thin payloads flatter every ratio).
 """
 
 from __future__ import annotations
@@ -152,7 +156,7 @@ class GranuleSpec:
     epsg: int = 32611
     origin: tuple[float, float] = (399960.0, 4100040.0)  # the frame's upper-left corner (x, y)
     orbit_samples: int = 60  # varies per granule in the real product
-    payload: str = "real"  # "real" or "thin"
+    payload: str = "real"  # "real", "thin" or "sized" (thin layout, real-size chunk payloads)
     seed: int = 0
     extra: dict = field(default_factory=dict)  # path -> value written last (None: deleted)
     spec_version: str = NEWEST_SPEC
@@ -356,6 +360,34 @@ def _shuffle_deflate(data: np.ndarray, level: int = 1) -> bytes:
     size = raw.dtype.itemsize
     shuffled = raw.view(np.uint8).reshape(-1, size).T.tobytes() if size > 1 else raw.tobytes()
     return zlib.compress(shuffled, level)
+
+
+SIZED_VARIANTS = 4  # distinct real-size payloads per layer ("sized")
+
+
+@functools.cache
+def _sized_blocks(chunks: tuple[int, ...], dtype: str, seed: int) -> list[np.ndarray]:
+    """Chunk values that compress like the product's: speckle (gamma-distributed backscatter)
+    with the low 11 mantissa bits zeroed for floats, noise over a few classes for integers."""
+    rng = np.random.default_rng([seed, *chunks, len(dtype)])
+    out = []
+    for _ in range(SIZED_VARIANTS):
+        if dtype == "complex":
+            v = np.empty(chunks, dtype=COMPLEX)
+            v["r"] = _truncated(rng.normal(0, 0.05, chunks))
+            v["i"] = _truncated(rng.normal(0, 0.05, chunks))
+        elif np.dtype(dtype).kind == "f":
+            v = _truncated(rng.gamma(4.0, 0.05 / 4.0, chunks)).astype(dtype)
+        else:
+            info = np.iinfo(np.dtype(dtype))
+            v = rng.integers(0, min(info.max, 7), chunks, endpoint=True).astype(dtype)
+        out.append(v)
+    return out
+
+
+def _truncated(values: np.ndarray) -> np.ndarray:
+    bits = values.astype(np.float32).view(np.uint32) & np.uint32(0xFFFFF800)
+    return bits.view(np.float32)
 
 
 @functools.cache
@@ -783,35 +815,41 @@ class _Writer:
             name, shape=shape, dtype=dtype, chunks=chunks, shuffle=shuffle, compression="gzip",
             compression_opts=deflate,
         )
-        if self.spec.payload == "thin":
+        if self.spec.payload in ("thin", "sized"):
             self._thin(ds, values, shuffle, deflate)
         else:
             ds[...] = values
         return ds
 
     def _thin(self, ds: h5py.Dataset, values, shuffle: bool, deflate: int) -> None:
-        """Every chunk written, one pre-encoded payload of a few hundred bytes: the first
-        chunk's first valid value everywhere (so a granule's layer is one value, and values
-        still differ between granules and layers)."""
-        block = np.asarray(values)[tuple(slice(0, c) for c in ds.chunks)]
-        flat = block.ravel()
-        valid = flat[~np.isnan(flat)] if flat.dtype.kind in "fc" else flat
-        if flat.dtype.names:
-            valid = flat[~np.isnan(flat["r"])]
-        full = np.full(ds.chunks, valid[0] if valid.size else 0, dtype=ds.dtype)
-        raw = np.ascontiguousarray(full)
-        payload = (_shuffle_deflate(raw, deflate) if shuffle
-                   else zlib.compress(raw.tobytes(), deflate))
+        """Every chunk written from pre-encoded payloads: ``"thin"``, the first chunk's first
+        valid value everywhere (so a granule's layer is one value, and values still differ
+        between granules and layers); ``"sized"``, one of ``SIZED_VARIANTS`` real-size blocks
+        in turn (:func:`_sized_blocks`)."""
+        if self.spec.payload == "sized":
+            blocks = _sized_blocks(ds.chunks, ds.dtype.str if not ds.dtype.names else "complex",
+                                   self.spec.seed)
+        else:
+            block = np.asarray(values)[tuple(slice(0, c) for c in ds.chunks)]
+            flat = block.ravel()
+            valid = flat[~np.isnan(flat)] if flat.dtype.kind in "fc" else flat
+            if flat.dtype.names:
+                valid = flat[~np.isnan(flat["r"])]
+            blocks = [np.full(ds.chunks, valid[0] if valid.size else 0, dtype=ds.dtype)]
+        payloads = [(_shuffle_deflate(b, deflate) if shuffle
+                     else zlib.compress(np.ascontiguousarray(b).tobytes(), deflate))
+                    for b in blocks]
         grid = [range(0, n, c) for n, c in zip(ds.shape, ds.chunks, strict=True)]
-        for offset in np.stack(np.meshgrid(*grid, indexing="ij"), -1).reshape(-1, ds.ndim):
-            ds.id.write_direct_chunk(tuple(int(o) for o in offset), payload)
+        offsets = np.stack(np.meshgrid(*grid, indexing="ij"), -1).reshape(-1, ds.ndim)
+        for i, offset in enumerate(offsets):
+            ds.id.write_direct_chunk(tuple(int(o) for o in offset), payloads[i % len(payloads)])
 
     def grid_layer(self, group, name: str, freq: str, d: dict, shape) -> h5py.Dataset:
         s = self.spec
         if name == "inputDataExceptionMask" and s.mask_kind == "finer":
             shape = (2 * shape[0], 2 * shape[1])  # a finer grid than the group's scales
         # thin payloads need values for the first chunk only
-        vshape = tuple(min(CHUNK, n) for n in shape) if s.payload == "thin" else tuple(shape)
+        vshape = tuple(min(CHUNK, n) for n in shape) if s.payload in ("thin", "sized") else tuple(shape)
         ny, nx = vshape
         yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
         # a swath footprint: NaN outside, as real frames have no-data corners
@@ -857,7 +895,7 @@ class _Writer:
                 "groundTrackVelocity": 7000.0}.get(name, 1.0)
         step = 1e-4 if name.endswith(("VectorX", "VectorY")) else 0.5
         vshape = tuple(min(c, n) for c, n in zip((1, CHUNK, CHUNK)[-len(shape):], shape, strict=True)) \
-            if s.payload == "thin" else shape
+            if s.payload in ("thin", "sized") else shape
         idx = np.indices(vshape, dtype=np.float64)
         values = base + step * (idx[-1] + 0.2 * idx[-2] + (0.02 * idx[0] if len(shape) == 3 else 0))
         values = (values * (1 + 0.001 * s.seed)).astype(self.dtype(d))
