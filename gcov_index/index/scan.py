@@ -32,7 +32,15 @@ import numpy as np
 
 from ..errors import AccessError, BadInputError, GcovIndexError, NotGcovError, first_line
 from ..granule import Granule, collection_in, file_name
-from ..io.access import Access, canonical_url, open_reader, read_failure, remote_error
+from ..io.access import (
+    Access,
+    canonical_url,
+    known_layout,
+    open_frugal_reader,
+    read_failure,
+    remember_layout,
+    remote_error,
+)
 from ..io.fingerprint import Fingerprint, fingerprint_of
 from ..product import GCOV_ROOT, GRIDS, IDENT, START_TIME
 from .manifest import ArrayManifest, GranuleManifest, json_value
@@ -174,7 +182,12 @@ def scan(url: str, access: Access | None = None,
     url = canonical_url(url)
     store, path = access.object_store(url)
     fingerprint = fp or fingerprint_of(store, path, url)
-    reader = open_reader(store, path, url)
+    # blocks a scan of a granule of the same layout used are fetched in the first round: the
+    # same track, frame, mode and polarisations (and size, when the same: then it is exact)
+    layout = _layout_key(granule)
+    sized = (layout, fingerprint.size)
+    reader = open_frugal_reader(store, path, url, hint=known_layout(sized, layout),
+                                size=None if fp else fingerprint.size)
     try:
         head = reader.read(8)
         reader.seek(0)
@@ -194,6 +207,9 @@ def scan(url: str, access: Access | None = None,
             manifest = _read_tree(f, url, replace(granule, url=url), fingerprint, virtual)
         if reader.failure is not None:  # a failed read some step took for a bad value
             raise remote_error(url, reader.failure)
+        remember_layout(sized, reader.used)
+        if layout is not None:
+            remember_layout(layout, reader.used)
         return manifest
     except GcovIndexError:
         raise
@@ -214,6 +230,14 @@ def _malformed(url: str, e: Exception, fingerprint: Fingerprint) -> NoReturn:
             raise NotGcovError(f"{url}: truncated HDF5 file ({fingerprint.size} bytes)") from None
         raise NotGcovError(f"{url}: unreadable HDF5 file ({first_line(text)})") from None
     raise NotGcovError(f"{url}: cannot be scanned ({type(e).__name__}: {first_line(e)})") from None
+
+
+def _layout_key(granule: Granule | None) -> tuple | None:
+    """What granules whose metadata sits at the same offsets have in common (a guess)."""
+    if granule is None:
+        return None
+    return (granule.track, granule.direction, granule.frame, granule.mode,
+            granule.polarizations, granule.coverage)
 
 
 def _granule_of(url: str) -> Granule | None:

@@ -59,10 +59,25 @@ def _walk(group) -> dict:
 
 def _chunked(arr) -> ChunkedArray:
     filters, compressor = _numcodecs(arr.metadata)
-    refs = {key: (int(entry["offset"]), int(entry["length"]))
-            for key, entry in arr.manifest.dict().items()}
     return ChunkedArray(dtype=np.dtype(arr.metadata.data_type.to_native_dtype()),
-                        filters=filters, compressor=compressor, refs=refs)
+                        filters=filters, compressor=compressor, refs=_refs(arr.manifest))
+
+
+def _refs(manifest) -> dict[str, tuple[int, int]]:
+    """``"i.j" -> (offset, length)`` of every chunk present. ``ChunkManifest.dict()`` formats
+    each index through numpy's array printing (0.46 s of a 0.6 s full-size scan: ~8000
+    chunks); the same entries are read here from its arrays (missing chunks have path "")."""
+    paths, offsets, lengths = (getattr(manifest, a, None) for a in ("_paths", "_offsets",
+                                                                    "_lengths"))
+    if (paths is None or offsets is None or lengths is None or paths.ndim == 0
+            or getattr(manifest, "_inlined", None)):
+        return {key: (int(entry["offset"]), int(entry["length"]))  # VirtualiZarr's own way
+                for key, entry in manifest.dict().items()}
+    present = paths != ""
+    return {".".join(map(str, idx)): (int(o), int(n))
+            for idx, o, n in zip(zip(*(i.tolist() for i in np.nonzero(present)), strict=True),
+                                 offsets[present].tolist(), lengths[present].tolist(),
+                                 strict=True)}
 
 
 def _numcodecs(metadata) -> tuple[list[dict], dict | None]:
