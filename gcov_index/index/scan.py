@@ -77,9 +77,11 @@ def fill_value_of(ds: h5py.Dataset, dtype: np.dtype) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
-def _dims(ds: h5py.Dataset) -> tuple[str | None, ...]:
+def _dims(ds: h5py.Dataset, name: str, scales: dict) -> tuple[str | None, ...]:
     """Each axis's dimension: its attached scale's basename when the scale is as long as the
-    axis; else None (a phony dimension, named at merge time)."""
+    axis; else None (a phony dimension, named at merge time). ``name``: the dataset's path;
+    ``scales``: scale object -> basename, filled as met (h5py's ``.name`` asks libhdf5 to
+    search for a path: 0.3 s of a full-size scan when asked for every axis)."""
     dims: list[str | None] = []
     scale = h5py.h5ds.is_scale(ds.id)
     for axis in range(ds.ndim):
@@ -87,9 +89,11 @@ def _dims(ds: h5py.Dataset) -> tuple[str | None, ...]:
         if len(attached) >= 1:
             first = attached[0]
             same_length = first.ndim == 1 and first.shape[0] == ds.shape[axis]
-            dims.append(first.name.rsplit("/", 1)[-1] if same_length else None)
+            if same_length and first.id not in scales:
+                scales[first.id] = first.name.rsplit("/", 1)[-1]
+            dims.append(scales[first.id] if same_length else None)
         elif scale and axis == 0:
-            dims.append(ds.name.rsplit("/", 1)[-1])
+            dims.append(name.rsplit("/", 1)[-1])
         else:
             dims.append(None)
     return tuple(dims)
@@ -98,7 +102,7 @@ def _dims(ds: h5py.Dataset) -> tuple[str | None, ...]:
 INLINE_LIMIT = 64 * 1024  # bytes: a one-chunk table larger than this stays a reference
 
 
-def _is_materialised(ds: h5py.Dataset) -> bool:
+def _is_materialised(ds: h5py.Dataset, name: str) -> bool:
     """Read now and inline: contiguous datasets, strings, and small one-chunk tables outside
     the grids. Grid layers, multi-chunk arrays and larger tables (the calibration and timing
     tables of a full-size granule are 0.5-1.2 MB each: inlined, a one-granule JSON store was
@@ -107,7 +111,7 @@ def _is_materialised(ds: h5py.Dataset) -> bool:
         return True
     whole = tuple(ds.chunks) == tuple(ds.shape)
     small = ds.size * ds.dtype.itemsize <= INLINE_LIMIT
-    return whole and small and "/GCOV/grids/" not in ds.name
+    return whole and small and "/GCOV/grids/" not in f"/{name}"
 
 
 def _referenced_groups(f: h5py.File) -> dict[str, set[str]]:
@@ -120,7 +124,7 @@ def _referenced_groups(f: h5py.File) -> dict[str, set[str]]:
     def visit(name: str, obj) -> None:
         group, _, base = name.rpartition("/")
         members.setdefault(group, set()).add(base)
-        if isinstance(obj, h5py.Dataset) and not _is_materialised(obj):
+        if isinstance(obj, h5py.Dataset) and not _is_materialised(obj, name):
             wanted.setdefault(group, set()).add(base)
 
     f.visititems(visit)
@@ -150,11 +154,11 @@ def _reencoded(ds: h5py.Dataset, offset: tuple[int, ...], filters, compressor) -
     return bytes(buf)
 
 
-def _array(ds: h5py.Dataset, vz: ChunkedArray | None) -> ArrayManifest:
-    path = ds.name.lstrip("/")
-    dims = _dims(ds)
+def _array(ds: h5py.Dataset, vz: ChunkedArray | None, path: str, scales: dict) -> ArrayManifest:
+    """``path``: the dataset's path (no leading slash); ``scales``: see :func:`_dims`."""
+    dims = _dims(ds, path, scales)
     is_scale = h5py.h5ds.is_scale(ds.id)
-    if _is_materialised(ds) or vz is None:
+    if _is_materialised(ds, path) or vz is None:
         data = _materialise(ds)
         return ArrayManifest(path=path, shape=tuple(data.shape), dtype=data.dtype.str, dims=dims,
                              attrs=attrs_of(ds), fill_value=fill_value_of(ds, data.dtype),
@@ -304,12 +308,13 @@ def _read_tree(f: h5py.File, url: str, granule: Granule, fingerprint: Fingerprin
         raise NotGcovError(f"{url}: identification/zeroDopplerStartTime {start!r} is not a time") from None
     groups: dict[str, dict] = {"": attrs_of(f)}
     arrays: dict[str, ArrayManifest] = {}
+    scales: dict = {}
 
     def visit(name: str, obj) -> None:
         if isinstance(obj, h5py.Group):
             groups[name] = attrs_of(obj)
         elif isinstance(obj, h5py.Dataset):
-            arrays[name] = _array(obj, virtual.get(name))
+            arrays[name] = _array(obj, virtual.get(name), name, scales)
         # committed datatypes (/complex64) are types, not data: nothing to reference
 
     f.visititems(visit)

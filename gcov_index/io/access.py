@@ -329,13 +329,24 @@ class FrugalReader(SourceReader):
 
     def read(self, size: int = -1, /) -> bytes:
         file_size = self._get_size()
-        end = file_size if size is None or size < 0 else min(file_size, self._position + size)
-        if end > self._position:
-            wanted = range(self._position // BLOCK, (end - 1) // BLOCK + 1)
-            self.used.update(wanted)
-            missing = [i for i in wanted if i not in self._cache]
-            if missing:
-                self._fetch(missing, file_size)
+        pos = self._position
+        end = file_size if size is None or size < 0 else min(file_size, pos + size)
+        if end <= pos:
+            return b""
+        first, last = pos // BLOCK, (end - 1) // BLOCK
+        if first == last:  # most of libhdf5's reads: a few bytes inside one block
+            self.used.add(first)
+            block = self._cache.get(first)
+            if block is None:
+                self._fetch([first], file_size)
+                block = self._cache[first]
+            self._position = end
+            return block[pos - first * BLOCK:end - first * BLOCK]
+        wanted = range(first, last + 1)
+        self.used.update(wanted)
+        missing = [i for i in wanted if i not in self._cache]
+        if missing:
+            self._fetch(missing, file_size)
         return super().read(size)
 
     def _fetch(self, missing: list[int], file_size: int) -> None:
@@ -343,8 +354,11 @@ class FrugalReader(SourceReader):
         per_page = PAGE // BLOCK
         want = set(missing)
         for i in missing:
+            # ahead only where reads go on from the block before (an object header or a
+            # B-tree node running on); an isolated miss fetches the next block only
+            ahead = READ_AHEAD if i - 1 in self.used else 1
             page_end = (i // per_page + 1) * per_page - 1
-            want.update(range(i + 1, min(i + READ_AHEAD, page_end, last) + 1))
+            want.update(range(i + 1, min(i + ahead, page_end, last) + 1))
         if not self._started:
             self._started = True
             want.update(range(min(HEAD_BLOCKS, last + 1)))
