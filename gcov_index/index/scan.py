@@ -2,7 +2,10 @@
 
 VirtualiZarr's ``HDFParser`` (behind the adapter in ``virtual.py``) reads the chunk index (v1
 B-tree) and maps the HDF5 filters to codecs. One h5py pass over the same cached reader then mends what the parsers get wrong for
-this product (``shared/gcov-product.md``, "Known traps"):
+this product. The reader (``io.access.FrugalReader``, issue 11) caches 64 KiB blocks, not 4 MiB
+pages: a full-size granule's metadata is ~1.6 MB spread over ~9 pages (37.7 MB as pages, ~2 MB
+as blocks); it reads ahead on sequential misses and prefetches, in its first round, the blocks a
+scan of the previous granule of the same track, frame, mode and polarisations used (``shared/gcov-product.md``, "Known traps"):
 
 1. complex ``_FillValue`` (trap 1): read from the attribute and stored as zarr's complex fill;
 2. phony dimensions (trap 2): axes without a dimension scale are left unnamed here and named
@@ -16,7 +19,7 @@ this product (``shared/gcov-product.md``, "Known traps"):
 4. strings (trap 4): fixed- and variable-length string datasets are read and inlined;
 5. per-chunk filter masks (trap 5): a chunk stored with a filter skipped is read through HDF5
    and re-encoded with the array's full codec pipeline, then inlined;
-6. small contiguous datasets (trap 6): read once here from 4 MiB cached pages, stored inline,
+6. small contiguous datasets (trap 6): read once here from the cached blocks, stored inline,
    so opening the store never goes back to the granule for them (one-chunk tables too, up to
    ``INLINE_LIMIT``; larger ones stay references).
 """

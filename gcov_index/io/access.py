@@ -290,26 +290,29 @@ BLOCK = 64 * 1024
 READ_AHEAD = 7  # blocks after a missed one, in the same 4 MiB page
 HEAD_BLOCKS = 16  # the first 1 MiB: superblock, root group, the first object headers
 CACHED_BLOCKS = 2048  # 128 MiB at most
-_LAYOUTS: dict = {}  # hint key -> frozenset of blocks a scan of that layout used
+_LAYOUTS: dict = {}  # hint key -> frozenset of blocks a scan of that layout used (per process)
 _MAX_LAYOUTS = 256
+_LAYOUTS_LOCK = threading.Lock()  # scans run in threads too
 
 
 def remember_layout(key, blocks) -> None:
     """Keep the blocks a scan used under ``key`` (the next granule of that layout prefetches
-    them)."""
+    them); the oldest of more than ``_MAX_LAYOUTS`` layouts is forgotten."""
     if key is None or not blocks:
         return
-    _LAYOUTS.pop(key, None)
-    while len(_LAYOUTS) >= _MAX_LAYOUTS:
-        _LAYOUTS.pop(next(iter(_LAYOUTS)), None)
-    _LAYOUTS[key] = frozenset(blocks)
+    with _LAYOUTS_LOCK:
+        _LAYOUTS.pop(key, None)
+        while len(_LAYOUTS) >= _MAX_LAYOUTS:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)), None)
+        _LAYOUTS[key] = frozenset(blocks)
 
 
 def known_layout(*keys) -> frozenset:
     """The blocks remembered under the first of ``keys`` that has any."""
-    for key in keys:
-        if key is not None and key in _LAYOUTS:
-            return _LAYOUTS[key]
+    with _LAYOUTS_LOCK:
+        for key in keys:
+            if key is not None and key in _LAYOUTS:
+                return _LAYOUTS[key]
     return frozenset()
 
 
