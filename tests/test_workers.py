@@ -135,3 +135,13 @@ def test_workers_default_to_the_cores(tmp_path, stack, monkeypatch):
     assert a.scanned == b.scanned == len(stack["paths"])
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert os.cpu_count()
+
+
+def test_progress_bars_for_scan_merge_and_write(tmp_path, stack, capsys):
+    paths = [str(p) for p in stack["paths"]]
+    build(paths, tmp_path / "s.parquet", access=Access(), cache=False, progress=True)
+    err = capsys.readouterr().err
+    for stage in ("scan", "merge", "write"):
+        assert f"{stage}: 100%" in err, err
+    build(paths, tmp_path / "q.parquet", access=Access(), cache=False)
+    assert capsys.readouterr().err == ""

@@ -9,6 +9,7 @@ own temporary S3 credentials.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -167,6 +168,19 @@ def _on_dask(client, todo, spec: AccessSpec | None):
     except BaseException:
         client.cancel(futures)
         raise
+
+
+@contextlib.contextmanager
+def stage(desc: str, progress: bool, total: int = 1, unit: str = "step"):
+    """A bar over one step of the build that has no finer progress of its own (merge)."""
+    bar = _bar(total, desc, unit, progress)
+    try:
+        yield bar
+        if bar:
+            bar.update(total - bar.n)
+    finally:
+        if bar:
+            bar.close()
 
 
 def _bar(total: int, desc: str, unit: str, progress: bool, initial: int = 0):

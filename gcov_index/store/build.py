@@ -16,7 +16,7 @@ from ..index.cache import ManifestCache, default_cache_dir
 from ..index.manifest import GranuleManifest
 from ..index.stacks import Stack, merge_stacks
 from ..index.tree import VirtualTree
-from ..index.workers import scan_all
+from ..index.workers import scan_all, stage
 from ..io.access import Access, canonical_url
 from ..product import IDENT, SPEC_VERSIONS, version_tuple
 from .layout import STORE_ATTR, store_format
@@ -72,11 +72,12 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
             by_url = {m.url: m for m in manifests}
             selection = _reselect(selection, [m.granule for m in manifests], maturity)
             manifests = [by_url[canonical_url(g.url)] for g in selection.selected]
-        tree, stacks = merge_stacks(manifests)
+        with stage("merge", progress, len(manifests), "granule"):
+            tree, stacks = merge_stacks(manifests)
         warnings = _warnings(selection, stacks, manifests)
         tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(stacks, selection, tree,
                                                                     extra_attrs, warnings)}
-        path = target.write(tree)
+        path = target.write(tree, progress)
     return BuildResult(store=path, selection=selection, tree=tree,
                        scanned=len(manifests) - cached, cached=cached,
                        stacks=[s.describe() for s in stacks], warnings=warnings)
