@@ -11,6 +11,7 @@ and lets libraries' warnings and logs through.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ DEBUG_ENV = "GCOV_INDEX_DEBUG"
 # writers put temporary and lock files beside an output, named after it with a few more
 # characters; an output name longer than the file system's limit minus these is refused early
 NAME_MARGIN = 40
+DASK_TIMEOUT = "10s"  # to reach a --dask scheduler
 
 
 class _Parser(argparse.ArgumentParser):
@@ -331,10 +333,13 @@ def cmd_build(args) -> int:
     if args.dry_run:
         print(_dry_run(inputs, args.out, args.maturity), end="")
         return 0
-    result = build(inputs, args.out, access=_access(args),
-                   cache=not args.no_cache, cache_dir=args.cache_dir,
-                   workers=args.workers, progress=not args.quiet and _tty(sys.stderr),
-                   maturity=args.maturity)
+    access = _access(args)
+    with _dask_client(args.dask) as client:
+        result = build(inputs, args.out, access=access,
+                       cache=not args.no_cache, cache_dir=args.cache_dir,
+                       workers=args.workers, pool="thread" if args.threads else "process",
+                       client=client, progress=not args.quiet and _tty(sys.stderr),
+                       maturity=args.maturity)
     sel = result.selection
     print(f"wrote {result.store}: {len(sel.selected)} granules, {result.tree.n_refs} chunk "
           f"references ({result.scanned} scanned, {result.cached} from the cache)")
@@ -483,8 +488,13 @@ def parser() -> argparse.ArgumentParser:
                    "with the options below")
     b.add_argument("--out", required=True, help="NAME.json or NAME.parquet")
     b.add_argument("--dry-run", action="store_true", help="list what would be indexed, and stop")
-    b.add_argument("--workers", type=_int_at_least(1), default=4,
-                   help="granules scanned at once (4)")
+    b.add_argument("--workers", type=_int_at_least(1), default=None,
+                   help="granules scanned at once (default: the cores)")
+    b.add_argument("--threads", action="store_true",
+                   help="scan in threads, not worker processes")
+    b.add_argument("--dask", metavar="ADDRESS",
+                   help="scan on a Dask cluster, its scheduler's address (tcp://HOST:8786); "
+                   "each worker reads the token and fetches S3 credentials itself")
     b.add_argument("--cache-dir", help="manifest cache (default ~/.cache/gcov-index)")
     b.add_argument("--no-cache", action="store_true", help="scan again, cache nothing")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -594,6 +604,27 @@ class _Quiet:
             sys.unraisablehook = self._hook
         self._warnings.__exit__(*exc)
         return False
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None):
+    """A ``dask.distributed.Client`` of the scheduler at ``address``, or None."""
+    if not address:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise BadInputError("--dask: dask.distributed is not installed") from None
+    try:
+        client = Client(address, timeout=DASK_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
+        raise AccessError(f"--dask {address}: cannot reach the scheduler ({first_line(e)})") \
+            from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _tty(stream) -> bool:

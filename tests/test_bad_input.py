@@ -174,7 +174,7 @@ def test_s3_refuses_unknown_and_expired_credentials(archive):
 @pytest.mark.parametrize("where", ["scan", "write-json", "write-parquet"])
 def test_an_interrupted_build_leaves_the_earlier_store(stack, tmp_path, capsys, monkeypatch,
                                                        where):
-    import gcov_index.store.build as build_mod
+    import gcov_index.index.workers as workers_mod
     import gcov_index.store.layout as store_mod
 
     inputs = [str(p) for p in stack["paths"]]
@@ -187,7 +187,7 @@ def test_an_interrupted_build_leaves_the_earlier_store(stack, tmp_path, capsys, 
         raise KeyboardInterrupt
 
     if where == "scan":
-        real_scan, calls = build_mod.scan, []
+        real_scan, calls = workers_mod.scan, []
 
         def scan_then_interrupt(*args, **kwargs):
             calls.append(1)
@@ -195,14 +195,15 @@ def test_an_interrupted_build_leaves_the_earlier_store(stack, tmp_path, capsys, 
                 raise KeyboardInterrupt
             return real_scan(*args, **kwargs)
 
-        monkeypatch.setattr(build_mod, "scan", scan_then_interrupt)
+        monkeypatch.setattr(workers_mod, "scan", scan_then_interrupt)  # in threads: --threads
     elif where == "write-json":
         monkeypatch.setattr(store_mod.json, "dump", interrupt)
     else:
         import kerchunk.df
 
         monkeypatch.setattr(kerchunk.df, "refs_to_dataframe", interrupt)
-    rc = main(["build", *inputs, "--out", str(out), "--quiet", "--no-cache", "--workers", "1"])
+    rc = main(["build", *inputs, "--out", str(out), "--quiet", "--no-cache", "--workers", "1",
+               "--threads"])
     assert rc == 130
     assert "interrupted; nothing was written" in capsys.readouterr().err
     after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}

@@ -34,6 +34,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import email.utils
+import os
 import re
 import threading
 import time
@@ -680,6 +681,9 @@ class Access:
     endpoints: Endpoints = PROD
     token: str | None = field(default=None, repr=False)
     retry: RetryPolicy = DEFAULT
+    # where the token came from, never the token: "env:EARTHDATA_TOKEN", "file:PATH", "netrc"
+    # (None: given in memory); what a worker is told so it fetches its own (index/workers.py)
+    token_source: str | None = field(default=None, repr=False, compare=False)
     _provider: CredentialProvider | None = field(default=None, init=False, repr=False,
                                                  compare=False)
     _stores: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -695,8 +699,11 @@ class Access:
         ``s3_endpoint=``), the token from :func:`~gcov_index.io.auth.find_token`, the retry
         policy from ``retry`` or the environment (``RetryPolicy.from_env()``)."""
         endpoints = (endpoints or Endpoints.from_env()).with_(**endpoint_overrides)
-        return cls(endpoints=endpoints, retry=retry or RetryPolicy.from_env(),
-                   token=find_token(token, token_file, edl_url=endpoints.edl_url))
+        found = find_token(token, token_file, edl_url=endpoints.edl_url)
+        source = (None if token or not found else f"file:{token_file}" if token_file
+                  else "env:EARTHDATA_TOKEN" if os.environ.get("EARTHDATA_TOKEN") else "netrc")
+        return cls(endpoints=endpoints, retry=retry or RetryPolicy.from_env(), token=found,
+                   token_source=source)
 
     @property
     def https_base(self) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,11 +14,10 @@ from ..discover.select import Selection, select_latest
 from ..errors import BadInputError
 from ..index.cache import ManifestCache, default_cache_dir
 from ..index.manifest import GranuleManifest
-from ..index.scan import scan
 from ..index.stacks import Stack, merge_stacks
 from ..index.tree import VirtualTree
+from ..index.workers import scan_all, stage
 from ..io.access import Access, canonical_url
-from ..io.fingerprint import fingerprint
 from ..product import IDENT, SPEC_VERSIONS, version_tuple
 from .layout import STORE_ATTR, store_format
 from .write import claim
@@ -38,41 +36,10 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)  # one line each: said, never refused
 
 
-def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache, workers: int = 4,
-             progress: bool = False) -> tuple[list[GranuleManifest], int]:
-    """Scan granules in parallel (cache first); returns the manifests and how many were cached."""
-    cached = 0
-
-    def one(url: str) -> GranuleManifest:
-        nonlocal cached
-        fp = fingerprint(url, access)
-        m = cache.get(canonical_url(url), fp)
-        if m is not None:
-            cached += 1
-            return m
-        m = scan(url, access, fp)
-        cache.put(m)
-        return m
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(urls), desc="scan", unit="granule", file=sys.stderr)
-    out: list[GranuleManifest] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(urls)))) as pool:
-        for m in pool.map(one, urls):
-            out.append(m)
-            if bar:
-                bar.update()
-    if bar:
-        bar.close()
-    return out, cached
-
-
 def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
           access: Access | None = None, cache: bool = True, cache_dir: str | Path | None = None,
-          workers: int = 4, progress: bool = False, extra_attrs: dict | None = None,
+          workers: int | None = None, pool: str = "process", client=None,
+          progress: bool = False, extra_attrs: dict | None = None,
           maturity: str | Sequence[str] | None = None) -> BuildResult:
     """Index GCOV granules into one reference store of time-stacked granules.
 
@@ -83,7 +50,9 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     ``maturity`` (``PROVISIONAL``, ``BETA,PROVISIONAL``, ...) refuses a store that would hold
     another. ``access`` defaults to ``Access.from_env()``. Manifests are cached in
     ``cache_dir`` (default :func:`~gcov_index.index.cache.default_cache_dir`) unless
-    ``cache=False``.
+    ``cache=False``. Scans run in ``workers`` processes (None: the cores), or threads with
+    ``pool="thread"``, or on a Dask cluster with ``client`` (a ``dask.distributed.Client``):
+    see :func:`~gcov_index.index.workers.scan_all`.
     """
     store_format(out)  # a bad --out fails before any work
     if isinstance(inputs, SearchResult):
@@ -97,16 +66,18 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     with claim(out) as target:  # locked, checked, leftovers gone: before any scan
         store = ManifestCache((cache_dir or default_cache_dir()) if cache else None)
         urls = [g.url for g in selection.selected] + selection.unnamed
-        manifests, cached = scan_all(urls, access, store, workers, progress)
+        manifests, cached = scan_all(urls, access, store, workers, progress, pool=pool,
+                                     client=client)
         if selection.unnamed:  # identified by their contents: select again, all together
             by_url = {m.url: m for m in manifests}
             selection = _reselect(selection, [m.granule for m in manifests], maturity)
             manifests = [by_url[canonical_url(g.url)] for g in selection.selected]
-        tree, stacks = merge_stacks(manifests)
+        with stage("merge", progress, len(manifests), "granule"):
+            tree, stacks = merge_stacks(manifests)
         warnings = _warnings(selection, stacks, manifests)
         tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(stacks, selection, tree,
                                                                     extra_attrs, warnings)}
-        path = target.write(tree)
+        path = target.write(tree, progress)
     return BuildResult(store=path, selection=selection, tree=tree,
                        scanned=len(manifests) - cached, cached=cached,
                        stacks=[s.describe() for s in stacks], warnings=warnings)
@@ -159,7 +130,7 @@ def _provenance(stacks: list[Stack], selection: Selection, tree: VirtualTree,
     return {
         "format_version": FORMAT_VERSION,
         "software": f"gcov-index {__version__}",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created": _now().isoformat(timespec="seconds"),
         "granules": granules,
         "stacks": [s.describe() for s in stacks],
         "superseded": [{"granuleId": old.stem, "url": old.url, "by": new.stem}
@@ -169,3 +140,15 @@ def _provenance(stacks: list[Stack], selection: Selection, tree: VirtualTree,
         "n_bytes_referenced": tree.n_bytes_referenced,
         **(extra or {}),
     }
+
+
+def _now() -> datetime:
+    """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds: reproducible-builds.org)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), UTC)
+        except ValueError:
+            raise BadInputError(f"SOURCE_DATE_EPOCH={epoch!r}: not a whole number of seconds") \
+                from None
+    return datetime.now(UTC)

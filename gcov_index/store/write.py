@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -320,7 +321,8 @@ class Claim:
         self.out = out
         self.fmt = fmt
 
-    def write(self, tree: VirtualTree) -> Path:
+    def write(self, tree: VirtualTree, progress: bool = False) -> Path:
+        """``progress``: a bar on stderr over the references written (Parquet)."""
         out = self.out
         kind = check_out(out, self.fmt)  # again: the user may have put something there meanwhile
         refs = with_integrity(tree_to_refs(tree))
@@ -328,7 +330,8 @@ class Claim:
             if self.fmt == "json":
                 _write_json(out, refs)
             else:
-                _write_parquet(out, refs, record_size(tree), legacy=kind == "folder")
+                _write_parquet(out, refs, record_size(tree), legacy=kind == "folder",
+                               progress=progress)
         except OSError as e:
             raise BadInputError(f"--out {out}: cannot write ({e.strerror or e})") from None
         return out
@@ -382,7 +385,23 @@ def _write_json(out: Path, refs: dict) -> None:
     _fsync_dir(out.parent)
 
 
-def _write_parquet(out: Path, refs: dict, size: int, *, legacy: bool) -> None:
+class _Counted(dict):
+    """References that move a progress bar as kerchunk's ``refs_to_dataframe`` reads each one
+    (it has no callback of its own); the bar moves every ``step`` references."""
+
+    def __init__(self, refs: dict, bar, step: int = 10_000):
+        super().__init__(refs)
+        self.bar, self.step, self.n = bar, step, 0
+
+    def __getitem__(self, key):
+        self.n += 1
+        if self.n % self.step == 0:
+            self.bar.update(self.step)
+        return super().__getitem__(key)
+
+
+def _write_parquet(out: Path, refs: dict, size: int, *, legacy: bool,
+                   progress: bool = False) -> None:
     from kerchunk.df import refs_to_dataframe  # pandas and fastparquet: Parquet stores only
 
     n = max([*versions_of(out), current_version(out) or 0]) + 1
@@ -391,7 +410,16 @@ def _write_parquet(out: Path, refs: dict, size: int, *, legacy: bool) -> None:
     version = out.parent / version_name(out, n)
     tmp = _tmp(out)
     try:
-        refs_to_dataframe(expand_templates(refs), str(tmp), record_size=size)
+        refs = expand_templates(refs)
+        if progress:
+            from tqdm import tqdm
+
+            with tqdm(total=len(refs), desc="write", unit="ref", unit_scale=True,
+                      file=sys.stderr) as bar:
+                refs_to_dataframe(_Counted(refs, bar), str(tmp), record_size=size)
+                bar.update(len(refs) - bar.n)
+        else:
+            refs_to_dataframe(refs, str(tmp), record_size=size)
         _record_files(tmp)
         _fsync_tree(tmp)
         os.rename(tmp, version)
