@@ -31,11 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from ..discover.query import SearchQuery
+from ..discover.search import SearchResult, search
 from ..errors import BadInputError
 from ..granule import Granule
 from ..index.manifest import ArrayManifest, GranuleManifest
 from ..index.stacks import Stack
 from ..io.access import canonical_url
+from ..io.endpoints import Endpoints
 from ..io.fingerprint import Fingerprint
 from .layout import StoreHandle, opened
 
@@ -228,3 +231,18 @@ def change_record(old: Existing | None, kept: list[GranuleManifest],
     return {"time": when, "added": [m.granule.stem for m in added
                                     if m.url not in before],
             "replaced": replaced}
+
+
+def saved_search(store: str | Path, *, cmr_host: str | None = None) -> SearchResult:
+    """Run the search a store was built from again (its ``search`` record: the query, the
+    protocol and the CMR host, unless ``cmr_host`` says otherwise): what it finds now, for
+    :func:`~gcov_index.store.build.build` into the same store (``build --update``)."""
+    with opened(store) as h:
+        rec = h.attrs.get("search")
+    if not isinstance(rec, dict) or not isinstance(rec.get("query"), dict):
+        raise BadInputError(f"--update {store}: the store has no saved search (it was built "
+                            "from granules; add more with: gcov-index build GRANULE... --out "
+                            f"{store})")
+    query = SearchQuery.from_dict(rec["query"])
+    return search(query, protocol=rec.get("protocol", "https"),
+                  endpoints=Endpoints.from_env(cmr_host=cmr_host or rec.get("cmr_host")))
