@@ -237,22 +237,32 @@ def test_update_of_a_store_without_a_saved_search_is_one_line(granules, tmp_path
 # kill -9 while an incremental build writes
 
 KILLED = textwrap.dedent('''
-    """The CLI, SIGKILLed at its KILL_AT-th file-system step of the write (an fsync, rename,
-    replace, link or swap: the scans before it take none; the manifest cache is off)."""
+    """The CLI, SIGKILLed at its KILL_AT-th file-system step (an fsync, rename, replace, link,
+    unlink or swap) once it writes the store (Claim.write: the scans are over), or with
+    KILL_AT=swap at the step that would put the new store in place (os.replace)."""
     import os, shutil, signal, sys
     from gcov_index.store import write
 
-    steps = []
+    steps, writing = [], []
 
     def wrap(owner, name):
         real = getattr(owner, name)
 
         def step(*args, **kwargs):
-            steps.append(name)
-            if len(steps) == int(os.environ["KILL_AT"]):
-                os.kill(os.getpid(), signal.SIGKILL)
+            if writing:
+                steps.append(name)
+                at = os.environ["KILL_AT"]
+                if (name == "replace") if at == "swap" else len(steps) == int(at):
+                    os.kill(os.getpid(), signal.SIGKILL)
             return real(*args, **kwargs)
         setattr(owner, name, step)
+
+    real_write = write.Claim.write
+
+    def claim_write(self, tree):
+        writing.append(True)
+        return real_write(self, tree)
+    write.Claim.write = claim_write
 
     for name in ("fsync", "replace", "rename", "symlink", "unlink"):
         wrap(os, name)
@@ -263,8 +273,9 @@ KILLED = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("kill_at", [1, 2, 3])
+# the first step of the write; the 200th (Parquet: amid its refs files); the swap itself
+@pytest.mark.parametrize("fmt, kill_at", [("json", "1"), ("json", "swap"), ("parquet", "1"),
+                                          ("parquet", "200"), ("parquet", "swap")])
 def test_a_killed_incremental_build_leaves_the_store_and_the_rerun_completes(
         granules, tmp_path, fmt, kill_at, scans):
     g = granules["g"]
@@ -272,7 +283,7 @@ def test_a_killed_incremental_build_leaves_the_store_and_the_rerun_completes(
     build(g[:2], out, cache=False)
     before = files(out)
     args = ["build", g[2], g[3], "--out", str(out), "--no-cache", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KILL_AT": str(kill_at),
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KILL_AT": kill_at,
            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-c", KILLED, *args], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
