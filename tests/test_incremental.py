@@ -165,6 +165,29 @@ def test_a_store_granule_rewritten_since_is_scanned_again(granules, scans, tmp_p
     assert again.replaced == [{"granuleId": name, "by": name}]
 
 
+def test_a_store_without_the_model_record_is_added_to_by_scanning_it(granules, scans,
+                                                                     tmp_path, monkeypatch):
+    """A store written before format 3 has no model record: its granules are scanned again
+    (the manifest cache helps where it holds them), and the result is the same."""
+    import gcov_index.store.build as build_module
+
+    g = granules["g"]
+    out = tmp_path / "series.json"
+    with monkeypatch.context() as m:
+        m.setattr(build_module, "model_record", lambda stacks: None)
+        build(g[:2], out, cache=False)
+    assert store_attrs(out)["model"] is None
+    scans.clear()
+    again = build([g[2]], out, cache=False)
+    assert sorted(scans) == sorted(canonical_url(p) for p in g[:3])
+    assert again.added == ids([g[2]]) and again.kept == 2
+    assert content(out)[:2] == content(build(g[:3], tmp_path / "fresh.json", cache=False)
+                                       .store)[:2]
+    scans.clear()
+    build([g[3]], out, cache=False)  # now it has the record: only g3 is scanned
+    assert list(scans) == [canonical_url(g[3])]
+
+
 # ---------------------------------------------------------------------------------------------
 # build --update STORE: the saved search again
 
