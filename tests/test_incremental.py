@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import gcov_index.store.build as build_module
 import gcov_index.store.update
 from gcov_index import build
 from gcov_index.cli import main
@@ -169,8 +170,6 @@ def test_a_store_without_the_model_record_is_added_to_by_scanning_it(granules, s
                                                                      tmp_path, monkeypatch):
     """A store written before format 3 has no model record: its granules are scanned again
     (the manifest cache helps where it holds them), and the result is the same."""
-    import gcov_index.store.build as build_module
-
     g = granules["g"]
     out = tmp_path / "series.json"
     with monkeypatch.context() as m:

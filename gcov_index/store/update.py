@@ -119,9 +119,19 @@ def manifests_from_store(h: StoreHandle) -> dict[str, GranuleManifest] | None:
     model = gi.get("model")
     if not isinstance(model, dict) or model.get("version") != MODEL_VERSION:
         return None
-    parts, records, granules = model["parts"], model["granules"], gi["granules"]
-    if len(records) != len(granules):
+    parts, records = model.get("parts"), model.get("granules")
+    if not isinstance(parts, list) or not isinstance(records, list) or \
+            len(records) != len(gi["granules"]):
         raise BadInputError(f"{h.name}: its model record does not match its granules (damaged?)")
+    try:
+        return _manifests(h, gi, parts, records)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        raise BadInputError(f"{h.name}: its model record does not match its references "
+                            "(damaged?); build the store afresh under another --out") from None
+
+
+def _manifests(h: StoreHandle, gi: dict, parts: list, records: list[dict]
+               ) -> dict[str, GranuleManifest]:
     out: dict[str, GranuleManifest] = {}
     arrays_all, groups_all = _expand(records, "arrays"), _expand(records, "groups")
     for stack in h.stacks:
@@ -159,15 +169,17 @@ def _array(h: StoreHandle, part: dict, path: str, tree_path: str, t: int, T: int
     a.chunks = None if a.chunks is None else tuple(a.chunks)
     stacked = bool(dims) and dims[0] == stack and len(meta["shape"]) == len(a.shape) + 1 \
         and meta["shape"][0] == T
-    if tree_path not in refs_cache:
+    if tree_path not in refs_cache:  # each array's references read once, split by time step
         prefix = len(tree_path) + 1
-        refs_cache[tree_path] = {k[prefix:]: v for k, v in h.array_refs(tree_path).items()}
-    refs = refs_cache[tree_path]
-    if stacked:
-        mine = {k.partition(".")[2]: v for k, v in refs.items()
-                if k == str(t) or k.startswith(f"{t}.")}
-    else:
-        mine = refs
+        refs = {k[prefix:]: v for k, v in h.array_refs(tree_path).items()}
+        by_t: dict[int, dict] = {}
+        if stacked:
+            for k, v in refs.items():
+                head, _, rest = k.partition(".")
+                by_t.setdefault(int(head), {})[rest] = v
+        refs_cache[tree_path] = (refs, by_t)
+    refs, by_t = refs_cache[tree_path]
+    mine = by_t.get(t, {}) if stacked else refs
     if "data" in part:
         want = part["data"]
         block_shape = meta["shape"][1:] if stacked else meta["shape"]
