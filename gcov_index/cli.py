@@ -339,7 +339,7 @@ def cmd_build(args) -> int:
     result = build(inputs, args.out, access=_access(args),
                    cache=not args.no_cache, cache_dir=args.cache_dir,
                    workers=args.workers, progress=not args.quiet and _tty(sys.stderr),
-                   maturity=args.maturity)
+                   maturity=args.maturity, replace=args.replace)
     sel = result.selection
     if result.unchanged:
         print(f"{result.store}: nothing new, left as it was ({result.kept} granules kept)")
@@ -376,9 +376,9 @@ def _update(args) -> int:
     from .store.build import build
     from .store.update import saved_search
 
-    if args.granules or _has_search(args):
-        raise BadInputError("--update repeats the store's saved search: give no granules "
-                            "or search options")
+    if args.granules or _has_search(args) or args.replace:
+        raise BadInputError("--update repeats the store's saved search: give no granules, "
+                            "search options or --replace")
     if args.out is not None and Path(args.out).expanduser() != Path(args.update).expanduser():
         raise BadInputError(f"--update {args.update} writes that store: drop --out {args.out}")
     _check_store(args.update)
@@ -535,6 +535,8 @@ def parser() -> argparse.ArgumentParser:
                    "existing store gets the new acquisitions only")
     b.add_argument("--update", metavar="STORE", help="repeat STORE's saved search and add "
                    "what is new to it (newer releases replace older ones)")
+    b.add_argument("--replace", action="store_true", help="an existing --out holds exactly "
+                   "the granules given afterwards (default: what is new is added to it)")
     b.add_argument("--dry-run", action="store_true", help="list what would be indexed, and stop")
     b.add_argument("--workers", type=_int_at_least(1), default=4,
                    help="granules scanned at once (4)")

@@ -8,6 +8,7 @@ Every scan is counted (``scans``): a granule's URL is scanned once over all the 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -164,6 +165,33 @@ def test_a_store_granule_rewritten_since_is_scanned_again(granules, scans, tmp_p
     assert again.added == ids([g[2]])
     name = ids([copies[1]])[0]
     assert again.replaced == [{"granuleId": name, "by": name}]
+
+
+def test_replace_makes_the_store_hold_exactly_the_inputs(granules, tmp_path, capsys):
+    g = granules["g"]
+    out = tmp_path / "series.json"
+    build(g[:2], out, cache=False)
+    assert main(["build", g[2], "--out", str(out), "--replace", "--no-cache", "--quiet"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    attrs = store_attrs(out)
+    assert [x["granuleId"] for x in attrs["granules"]] == ids(g[2:3])
+    assert [c["added"] for c in attrs["changes"]] == [ids(g[2:3])]  # a first build again
+
+
+def test_a_damaged_store_is_not_added_to(granules, tmp_path, capsys):
+    g = granules["g"]
+    out = tmp_path / "series.json"
+    build(g[:2], out, cache=False)
+    doc = json.loads(out.read_text())
+    key = next(k for k, v in doc["refs"].items() if isinstance(v, list))
+    doc["refs"][key][1] += 1  # an offset edited
+    out.write_text(json.dumps(doc))
+    before = out.read_bytes()
+    assert main(["build", g[2], "--out", str(out), "--no-cache", "--quiet"]) == 6
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged store" in err[0] and "--replace" in err[0]
+    assert out.read_bytes() == before
+    assert main(["build", *g[:3], "--out", str(out), "--replace", "--no-cache", "--quiet"]) == 0
 
 
 def test_a_store_without_the_model_record_is_added_to_by_scanning_it(granules, scans,

@@ -81,7 +81,7 @@ def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache, workers:
 def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
           access: Access | None = None, cache: bool = True, cache_dir: str | Path | None = None,
           workers: int = 4, progress: bool = False, extra_attrs: dict | None = None,
-          maturity: str | Sequence[str] | None = None) -> BuildResult:
+          maturity: str | Sequence[str] | None = None, replace: bool = False) -> BuildResult:
     """Index GCOV granules into one reference store of time-stacked granules.
 
     ``inputs`` are paths or s3/https URLs, or a :class:`SearchResult`, whose URLs are indexed
@@ -92,6 +92,13 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     another. ``access`` defaults to ``Access.from_env()``. Manifests are cached in
     ``cache_dir`` (default :func:`~gcov_index.index.cache.default_cache_dir`) unless
     ``cache=False``.
+
+    Into an existing store, only what is new is added (an *incremental* build, nothing scanned
+    twice: the store's granules are read back from it), a newer release replacing the store's
+    one; ``BuildResult.added``, ``replaced`` and ``kept`` say what changed, and the store's
+    ``changes`` record keeps it (:mod:`gcov_index.store.update`). Nothing to add: nothing is
+    written (``unchanged``). ``replace=True`` makes the store hold exactly ``inputs``
+    instead, as a first build.
     """
     store_format(out)  # a bad --out fails before any work
     if isinstance(inputs, SearchResult):
@@ -105,7 +112,7 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     with claim(out) as target:  # locked, checked, leftovers gone: before any scan
         store = ManifestCache((cache_dir or default_cache_dir()) if cache else None)
         when = datetime.now(UTC).isoformat(timespec="seconds")
-        old = existing(out)  # an incremental build: the store's granules are not scanned again
+        old = None if replace else existing(out)  # incremental: its granules are not rescanned
         known: dict[str, GranuleManifest] = {}
         if old is not None:
             extra_attrs = {**old.extra, **(extra_attrs or {})}

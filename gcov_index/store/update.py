@@ -33,14 +33,14 @@ import numpy as np
 
 from ..discover.query import SearchQuery
 from ..discover.search import SearchResult, search
-from ..errors import BadInputError
+from ..errors import BadInputError, ValidationError
 from ..granule import Granule
 from ..index.manifest import ArrayManifest, GranuleManifest
 from ..index.stacks import Stack
 from ..io.access import canonical_url
 from ..io.endpoints import Endpoints
 from ..io.fingerprint import Fingerprint
-from .layout import StoreHandle, opened
+from .layout import STORE_ATTR, StoreHandle, opened
 
 MODEL_VERSION = 1
 _SKIP = ("refs", "inline", "data", "path")
@@ -222,10 +222,19 @@ class Existing:
 
 
 def existing(out: str | Path) -> Existing | None:
-    """The gcov-index store at ``out``, or None when there is none yet."""
+    """The gcov-index store at ``out``, or None when there is none yet, or when it lists no
+    granules (nothing to keep: it is replaced, as before)."""
     if not os.path.lexists(out):
         return None
-    with opened(out) as h:
+    with opened(out, verify=False) as h:
+        gi = (h.meta.get(".zattrs") or {}).get(STORE_ATTR)
+        if not isinstance(gi, dict) or not gi.get("granules"):
+            return None
+        try:
+            h.verify()
+        except ValidationError as e:  # not added to: what it holds is not to be trusted
+            raise ValidationError(str(e).removesuffix("; build it again") +
+                                  "; build it again with --replace (replace=True)") from None
         return Existing(gi=h.attrs, manifests=manifests_from_store(h))
 
 
