@@ -313,6 +313,11 @@ def cmd_build(args) -> int:
     from .store.layout import store_format
     from .store.write import check_out
 
+    if args.update is not None:
+        return _update(args)
+    if args.out is None:
+        raise BadInputError("build: --out is required (NAME.json or NAME.parquet), or "
+                            "--update STORE")
     if args.granules and _has_search(args):
         raise BadInputError("give granules or a search (--aoi, --start, ...), not both")
     if not args.granules and not _has_search(args):
@@ -339,10 +344,15 @@ def cmd_build(args) -> int:
                        cache=not args.no_cache, cache_dir=args.cache_dir,
                        workers=args.workers, pool="thread" if args.threads else "process",
                        client=client, progress=not args.quiet and _tty(sys.stderr),
-                       maturity=args.maturity)
+                       maturity=args.maturity, replace=args.replace)
     sel = result.selection
+    if result.unchanged:
+        print(f"{result.store}: nothing new, left as it was ({result.kept} granules kept)")
+        return 0
     print(f"wrote {result.store}: {len(sel.selected)} granules, {result.tree.n_refs} chunk "
           f"references ({result.scanned} scanned, {result.cached} from the cache)")
+    if result.kept or result.replaced:  # an existing store: what changed
+        _print_changes(result)
     if len(result.stacks) > 1:
         for st in result.stacks:
             print(f"  stack {st['id']}: {st['granules']} granules, track {st['track']}"
@@ -355,6 +365,49 @@ def cmd_build(args) -> int:
         print(f"  superseded {old.stem} (by {new.crid} {new.counter:03d})")
     for s in sel.skipped:
         print(f"  skipped {s} (not a data granule)")
+    return 0
+
+
+def _print_changes(result) -> None:
+    print(f"  {len(result.added)} added, {len(result.replaced)} replaced, {result.kept} kept")
+    for g in result.added:
+        print(f"  added {g}")
+    for r in result.replaced:
+        print(f"  replaced {r['granuleId']} (by {r['by']})")
+
+
+def _update(args) -> int:
+    """``build --update STORE``: the store's saved search again, what is new added."""
+    from .store.build import build
+    from .store.update import saved_search
+
+    if args.granules or _has_search(args) or args.replace:
+        raise BadInputError("--update repeats the store's saved search: give no granules, "
+                            "search options or --replace")
+    if args.out is not None and Path(args.out).expanduser() != Path(args.update).expanduser():
+        raise BadInputError(f"--update {args.update} writes that store: drop --out {args.out}")
+    _check_store(args.update)
+    if not args.no_cache and not args.dry_run:
+        _check_cache_dir(args.cache_dir)
+    found = saved_search(Path(args.update).expanduser(), cmr_host=args.cmr_host)
+    if args.dry_run:
+        print(found.text("table", show_superseded=True) + f"would update {args.update}")
+        return 0
+    access = _access(args)
+    with _dask_client(args.dask) as client:
+        result = build(found, Path(args.update).expanduser(), access=access,
+                       cache=not args.no_cache, cache_dir=args.cache_dir, workers=args.workers,
+                       pool="thread" if args.threads else "process", client=client,
+                       progress=not args.quiet and _tty(sys.stderr), maturity=args.maturity)
+    if result.unchanged:
+        print(f"{args.update}: up to date, nothing new ({result.kept} granules kept)")
+        return 0
+    print(f"updated {result.store}: {len(result.selection.selected)} granules, "
+          f"{result.tree.n_refs} chunk references ({result.scanned} scanned, "
+          f"{result.cached} from the cache)")
+    _print_changes(result)
+    for w in result.warnings:
+        print(f"gcov-index: warning: {w}", file=sys.stderr)
     return 0
 
 
@@ -486,7 +539,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("granules", nargs="*", metavar="GRANULE",
                    help="paths, s3:// or https:// URLs, or @FILE listing them; or search "
                    "with the options below")
-    b.add_argument("--out", required=True, help="NAME.json or NAME.parquet")
+    b.add_argument("--out", help="NAME.json or NAME.parquet (required unless --update); an "
+                   "existing store gets the new acquisitions only")
+    b.add_argument("--update", metavar="STORE", help="repeat STORE's saved search and add "
+                   "what is new to it (newer releases replace older ones)")
+    b.add_argument("--replace", action="store_true", help="an existing --out holds exactly "
+                   "the granules given afterwards (default: what is new is added to it)")
     b.add_argument("--dry-run", action="store_true", help="list what would be indexed, and stop")
     b.add_argument("--workers", type=_int_at_least(1), default=None,
                    help="granules scanned at once (default: the cores)")

@@ -179,7 +179,8 @@ def test_an_interrupted_build_leaves_the_earlier_store(stack, tmp_path, capsys, 
 
     inputs = [str(p) for p in stack["paths"]]
     out = tmp_path / ("store.parquet" if where == "write-parquet" else "store.json")
-    assert main(["build", *inputs[:2], "--out", str(out), "--quiet", "--no-cache"]) == 0
+    # one granule in the store: the build adds two, so there is a second scan to interrupt
+    assert main(["build", *inputs[:1], "--out", str(out), "--quiet", "--no-cache"]) == 0
     before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     capsys.readouterr()
 

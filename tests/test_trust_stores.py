@@ -279,7 +279,7 @@ def test_readers_see_one_version_while_builds_replace_the_store(local, trees, tm
 
     def one_build(i):
         if fmt == "json":
-            build(sets[i % 2], out, access=Access(), cache_dir=local["cache"])
+            build(sets[i % 2], out, access=Access(), cache_dir=local["cache"], replace=True)
         else:
             write_store(trees["AB"[i % 2]][0], out)
 
@@ -693,16 +693,16 @@ def test_a_bad_cache_entry_is_rescanned(local, tmp_path, capsys):
         entry.write_bytes(gzip.compress(json.dumps(d).encode()))
 
     poison(fix_checksum=False)  # altered: the checksum says so, the granule is scanned again
-    r = build(paths, tmp_path / "s.json", access=Access(), cache_dir=cache)
+    r = build(paths, tmp_path / "s.json", access=Access(), cache_dir=cache, replace=True)
     assert r.cached == 2 and r.scanned == 1
     assert main(["validate", str(r.store), "--sample", "0"]) == 0
     capsys.readouterr()
     entry.unlink()
     entry.mkdir()  # a folder where the entry goes
-    r = build(paths, tmp_path / "s.json", access=Access(), cache_dir=cache)
+    r = build(paths, tmp_path / "s.json", access=Access(), cache_dir=cache, replace=True)
     assert r.scanned == 1 and entry.is_file()
     poison(fix_checksum=True)  # a cache that lies consistently: validate still finds it
-    r = build(paths, tmp_path / "s.json", access=Access(), cache_dir=cache)
+    r = build(paths, tmp_path / "s.json", access=Access(), cache_dir=cache, replace=True)
     assert r.cached == 3
     line = one_line(capsys, main(["validate", str(r.store), "--sample", "0"]), 6,
                     "does not match its sources")

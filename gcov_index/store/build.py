@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,17 +13,20 @@ from .._version import __version__
 from ..discover.search import SearchResult
 from ..discover.select import Selection, select_latest
 from ..errors import BadInputError
+from ..granule import Granule
 from ..index.cache import ManifestCache, default_cache_dir
 from ..index.manifest import GranuleManifest
 from ..index.stacks import Stack, merge_stacks
 from ..index.tree import VirtualTree
 from ..index.workers import scan_all, stage
 from ..io.access import Access, canonical_url
+from ..io.fingerprint import fingerprint
 from ..product import IDENT, SPEC_VERSIONS, version_tuple
 from .layout import STORE_ATTR, store_format
+from .update import change_record, existing, model_record
 from .write import claim
 
-FORMAT_VERSION = 2  # 2: the integrity record (readers take 1 and 2)
+FORMAT_VERSION = 3  # 2: the integrity record; 3: the model record (readers take 1 to 3)
 
 
 @dataclass
@@ -34,13 +38,19 @@ class BuildResult:
     cached: int  # granules whose manifest came from the cache
     stacks: list[dict] = field(default_factory=list)  # what each stack holds (Stack.describe)
     warnings: list[str] = field(default_factory=list)  # one line each: said, never refused
+    # what the build did to the store (the ``changes`` record): granuleIds added,
+    # {granuleId, by} replaced, how many of the store's granules stayed, nothing to do
+    added: list[str] = field(default_factory=list)
+    replaced: list[dict] = field(default_factory=list)
+    kept: int = 0
+    unchanged: bool = False
 
 
 def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
           access: Access | None = None, cache: bool = True, cache_dir: str | Path | None = None,
           workers: int | None = None, pool: str = "process", client=None,
           progress: bool = False, extra_attrs: dict | None = None,
-          maturity: str | Sequence[str] | None = None) -> BuildResult:
+          maturity: str | Sequence[str] | None = None, replace: bool = False) -> BuildResult:
     """Index GCOV granules into one reference store of time-stacked granules.
 
     ``inputs`` are paths or s3/https URLs, or a :class:`SearchResult`, whose URLs are indexed
@@ -53,6 +63,13 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     ``cache=False``. Scans run in ``workers`` processes (None: the cores), or threads with
     ``pool="thread"``, or on a Dask cluster with ``client`` (a ``dask.distributed.Client``):
     see :func:`~gcov_index.index.workers.scan_all`.
+
+    Into an existing store, only what is new is added (an *incremental* build, nothing scanned
+    twice: the store's granules are read back from it), a newer release replacing the store's
+    one; ``BuildResult.added``, ``replaced`` and ``kept`` say what changed, and the store's
+    ``changes`` record keeps it (:mod:`gcov_index.store.update`). Nothing to add: nothing is
+    written (``unchanged``). ``replace=True`` makes the store hold exactly ``inputs``
+    instead, as a first build.
     """
     store_format(out)  # a bad --out fails before any work
     if isinstance(inputs, SearchResult):
@@ -65,22 +82,78 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
         raise BadInputError(f"no GCOV data granules among the {len(inputs)} inputs")
     with claim(out) as target:  # locked, checked, leftovers gone: before any scan
         store = ManifestCache((cache_dir or default_cache_dir()) if cache else None)
-        urls = [g.url for g in selection.selected] + selection.unnamed
-        manifests, cached = scan_all(urls, access, store, workers, progress, pool=pool,
-                                     client=client)
+        when = _now().isoformat(timespec="seconds")
+        old = None if replace else existing(out)  # incremental: its granules are not rescanned
+        known: dict[str, GranuleManifest] = {}
+        if old is not None:
+            extra_attrs = {**old.extra, **(extra_attrs or {})}
+            if old.manifests is None:  # written before the model record: scanned (cache first)
+                inputs = list(old.granules) + inputs
+            else:
+                known = dict(old.manifests)
+                inputs = [c if (c := canonical_url(u)) in known else u for u in inputs]
+                given = sorted({u for u in inputs if u in known})
+                for url, fp in zip(given, _fingerprints(given, access, workers), strict=True):
+                    if fp != known[url].fingerprint:  # rewritten since it was indexed
+                        known.pop(url)
+                inputs = [m.granule for m in known.values()] + inputs
+            selection = select_latest(inputs, maturity)
+        todo = [u for u in [g.url for g in selection.selected] + selection.unnamed
+                if canonical_url(u) not in known]
+        scanned, cached = (scan_all(todo, access, store, workers, progress, pool=pool,
+                                    client=client) if todo else ([], 0))
+        by_url = {**known, **{m.url: m for m in scanned}}
         if selection.unnamed:  # identified by their contents: select again, all together
-            by_url = {m.url: m for m in manifests}
-            selection = _reselect(selection, [m.granule for m in manifests], maturity)
-            manifests = [by_url[canonical_url(g.url)] for g in selection.selected]
+            selection = _reselect(selection, [by_url[canonical_url(u)].granule for u in
+                                              [g.url for g in selection.selected]
+                                              + selection.unnamed], maturity)
+        manifests = [by_url[canonical_url(g.url)] for g in selection.selected]
+        change = change_record(old, manifests, selection.superseded, when)
         with stage("merge", progress, len(manifests), "granule"):
             tree, stacks = merge_stacks(manifests)
+        if old is not None and not change["added"] and not change["replaced"]:
+            return BuildResult(store=target.out, selection=selection, tree=tree, scanned=0,
+                               cached=0, stacks=old.gi.get("stacks", []),
+                               warnings=list(old.gi.get("warnings", [])),
+                               kept=len(manifests), unchanged=True)
         warnings = _warnings(selection, stacks, manifests)
+        extra_attrs = {**(extra_attrs or {}), "model": model_record(stacks),
+                       "superseded": _superseded(old, selection),
+                       "changes": [*(old.gi.get("changes", []) if old else []), change]}
         tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(stacks, selection, tree,
-                                                                    extra_attrs, warnings)}
+                                                                    extra_attrs, warnings, when)}
         path = target.write(tree, progress)
     return BuildResult(store=path, selection=selection, tree=tree,
-                       scanned=len(manifests) - cached, cached=cached,
-                       stacks=[s.describe() for s in stacks], warnings=warnings)
+                       scanned=len(scanned) - cached, cached=cached,
+                       stacks=[s.describe() for s in stacks], warnings=warnings,
+                       added=change["added"], replaced=change["replaced"],
+                       kept=len(manifests) - len(change["added"]))
+
+
+def _fingerprints(urls: list[str], access: Access, workers: int | None) -> list:
+    """The sources' fingerprints now (a HEAD or stat each, no scan)."""
+    if not urls:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers or 8, len(urls)))) as pool:
+        return list(pool.map(lambda u: fingerprint(u, access), urls))
+
+
+def _superseded(old, selection: Selection) -> list[dict]:
+    """Every release left out, by this build or an earlier one into the same store, in time
+    order of the acquisition."""
+    now = [{"granuleId": o.stem, "url": canonical_url(o.url) if o.url else o.url, "by": k.stem,
+            "_start": o.start}
+           for o, k in selection.superseded]
+    ids = {s["granuleId"] for s in now}
+    for s in (old.gi.get("superseded", []) if old else []):
+        if s.get("granuleId") not in ids:
+            try:
+                start = Granule.parse(s.get("url") or s["granuleId"]).start
+            except (BadInputError, ValueError, KeyError):
+                start = datetime.min
+            now.append({**s, "_start": start})
+    now.sort(key=lambda s: (s["_start"], s["granuleId"]))
+    return [{k: v for k, v in s.items() if k != "_start"} for s in now]
 
 
 def _reselect(first: Selection, granules: list, maturity) -> Selection:
@@ -118,7 +191,7 @@ def _warnings(selection: Selection, stacks: list[Stack], ms: list[GranuleManifes
 
 
 def _provenance(stacks: list[Stack], selection: Selection, tree: VirtualTree,
-                extra: dict | None, warnings: list[str]) -> dict:
+                extra: dict | None, warnings: list[str], when: str | None = None) -> dict:
     """The store's own record; ``granules`` in the order of the tree's URLs (``{{uN}}``)."""
     granules = []
     for s in stacks:
@@ -130,7 +203,7 @@ def _provenance(stacks: list[Stack], selection: Selection, tree: VirtualTree,
     return {
         "format_version": FORMAT_VERSION,
         "software": f"gcov-index {__version__}",
-        "created": _now().isoformat(timespec="seconds"),
+        "created": when or _now().isoformat(timespec="seconds"),
         "granules": granules,
         "stacks": [s.describe() for s in stacks],
         "superseded": [{"granuleId": old.stem, "url": old.url, "by": new.stem}
