@@ -25,6 +25,7 @@ import gcov_index.store.update
 from gcov_index import build
 from gcov_index.cli import main
 from gcov_index.index import scan as scan_module
+from gcov_index.index import workers as workers_module
 from gcov_index.io.access import canonical_url
 from gcov_index.read.open import open_store
 from gcov_index.store.layout import STORE_ATTR, open_handle, store_attrs
@@ -60,6 +61,9 @@ def scans(monkeypatch) -> Counter:
     for name, mod in list(sys.modules.items()):
         if name.startswith("gcov_index") and getattr(mod, "scan", None) is real:
             monkeypatch.setattr(mod, "scan", counted)
+    # scans are counted in this process: the pool's processes would not see the patch, so
+    # the builds here scan in threads (a process pool falls back to them for an in-memory spec)
+    monkeypatch.setattr(workers_module, "_spec", lambda *a: None)
     return seen
 
 
@@ -309,9 +313,9 @@ KILLED = textwrap.dedent('''
 
     real_write = write.Claim.write
 
-    def claim_write(self, tree):
+    def claim_write(self, tree, *args, **kwargs):
         writing.append(True)
-        return real_write(self, tree)
+        return real_write(self, tree, *args, **kwargs)
     write.Claim.write = claim_write
 
     for name in ("fsync", "replace", "rename", "symlink", "unlink"):
