@@ -55,9 +55,9 @@ def zarr_store(store: str | Path | StoreHandle, *, protocol: str | None = None,
     """
     if protocol not in (None, "s3", "https"):
         raise BadInputError(f"protocol {protocol!r}: use s3 or https")
-    handle = open_handle(store)  # resolved, read and checked once; its version stays pinned
-    urls = handle.urls
     access = access or Access.from_env()
+    handle = open_handle(store, access=access)  # resolved, read and checked once; pinned
+    urls = handle.urls
     rewrite = protocol_rewriter(access, protocol, store, urls) if protocol else None
     # Every remote URL the references name, whatever their scheme and host, is read through
     # the Access's router: S3 with the temporary credentials at the configured endpoint, the
@@ -72,6 +72,12 @@ def zarr_store(store: str | Path | StoreHandle, *, protocol: str | None = None,
     return zarr.storage.FsspecStore(fs, read_only=True, path="")
 
 
+def store_kind(store) -> str:
+    """Which opener reads ``store``: ``kerchunk`` (a JSON or Parquet reference store, a path or
+    an s3:// or https:// URL)."""
+    return "kerchunk"
+
+
 def open_store(store: str | Path | StoreHandle, *, group: str | None = None,
                stack: str | None = None, protocol: str | None = None,
                access: Access | None = None, chunks=None, **open_kwargs) -> xr.DataTree:
@@ -80,11 +86,30 @@ def open_store(store: str | Path | StoreHandle, *, group: str | None = None,
     holds each under a root group named after it: ``stack="T172A_F008"`` opens that one
     (``group`` is then inside it). ``protocol`` "s3" or "https" reads the chunks that way
     whatever the store was built from (default: as built). No request goes to a granule
-    until values are read."""
-    handle = open_handle(store)
+    until values are read.
+
+    ``store`` is a path or the URL of a store published in a bucket (``s3://BUCKET/KEY``,
+    credentials from the standard AWS chain: ``AWS_ACCESS_KEY_ID``..., ``AWS_PROFILE``,
+    ``AWS_ENDPOINT_URL``) or behind ``https://`` (read only)."""
+    opener = OPENERS[store_kind(store)]
+    return opener(store, group=group, stack=stack, protocol=protocol, access=access,
+                  chunks=chunks, **open_kwargs)
+
+
+def _open_kerchunk(store, *, group, stack, protocol, access, chunks, **open_kwargs):
+    access = access or Access.from_env()
+    # checked against its integrity record now: the metadata and the references of the
+    # arrays opened; any other refs file of a Parquet store is checked when it is read
+    handle = open_handle(store, access=access, verify=False)
     if stack is not None:
         base = handle.stack(stack)[0]["group"]
         group = "/".join(p for p in (base, (group or "").strip("/")) if p) or None
+    if handle is not store:
+        try:
+            handle.verify(None if group is None else [group])
+        except BaseException:
+            handle.close()
+            raise
     zs = zarr_store(handle, protocol=protocol, access=access)
     # Metadata from the consolidated .zmetadata (one key, every node parsed), except for one
     # group of a Parquet store, whose own few keys are cheaper. Without it, listing a group of
@@ -100,3 +125,6 @@ def open_store(store: str | Path | StoreHandle, *, group: str | None = None,
         hint = (f"; it holds {len(stacks)} stacks ({', '.join(stacks)}): pass stack= or "
                 f"a group under one" if stacks else "")
         raise BadInputError(f"{store}: no group {group!r} ({e}){hint}") from None
+
+
+OPENERS = {"kerchunk": _open_kerchunk}  # store_kind -> the function that opens that kind
