@@ -3,11 +3,14 @@
 
 A store's bucket is the team's, not NASA's: it is reached with the credentials of the standard
 AWS chain that obstore reads (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
-``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` through boto3 when installed, instance or container
-roles; ``AWS_ENDPOINT_URL`` for another S3 API, ``AWS_REGION``), never with the Earthdata
-temporary credentials. An https store URL is read through :meth:`Access.route`, so the
-Earthdata token goes only to a host it is meant for (``Endpoints.token_refusal``) and a store
-on any other host is read without it.
+``AWS_SESSION_TOKEN``, web identity, instance or container roles; ``AWS_ENDPOINT_URL`` for
+another S3 API, ``AWS_REGION``), never with the Earthdata temporary credentials. (obstore does
+not read ``~/.aws`` profiles: ``eval "$(aws configure export-credentials --format env)"``
+puts a profile's credentials in the environment.) An https store URL is read through the
+:meth:`Access.route` of the Access given, so the Earthdata token goes only to a host it is
+meant for (``Endpoints.token_refusal``); without an Access, it is read with no credentials.
+
+obstore is imported when a remote store is used: a local store's ``info`` loads none of it.
 """
 
 from __future__ import annotations
@@ -18,11 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import obstore
-from obstore.store import S3Store
-
-from ..errors import AccessError, BadInputError
-from .access import Access, remote_error
+from ..errors import AccessError, AuthError, BadInputError, first_line
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
@@ -37,20 +36,28 @@ def _missing(e: BaseException) -> bool:
     return isinstance(e, FileNotFoundError) or type(e).__name__ == "NotFoundError"
 
 
-def _s3_store(bucket: str) -> S3Store:
+_REFUSED = re.compile(r"\b(401|403)\b|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|"
+                      r"Forbidden|ExpiredToken|InvalidToken|credential", re.IGNORECASE)
+
+
+def remote_error(url: str, e: BaseException) -> AccessError:
+    """One line for a failed request to a store's host."""
+    if isinstance(e, AccessError):
+        return e
+    text = first_line(" ".join(str(e).split()), 200)
+    if _REFUSED.search(str(e)):
+        return AuthError(f"{url}: access refused ({text}); a store's bucket is reached with the "
+                         "team's AWS credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)")
+    return AccessError(f"{url}: unreachable ({text})")
+
+
+def _s3_store(bucket: str):
     """The team's bucket, credentials from the standard AWS chain (never Earthdata's)."""
+    from obstore.store import S3Store
+
     endpoint = next((os.environ[v] for v in ENDPOINT_VARS if os.environ.get(v)), "")
     options = {"allow_http": True} if endpoint.startswith("http://") else {}
-    provider = None
-    if os.environ.get("AWS_PROFILE") and not os.environ.get("AWS_ACCESS_KEY_ID"):
-        try:  # a named profile: obstore reads environment variables and roles, boto3 profiles
-            import boto3
-            from obstore.auth.boto3 import Boto3CredentialProvider
-        except ImportError:
-            pass
-        else:
-            provider = Boto3CredentialProvider(boto3.Session())
-    return S3Store(bucket, client_options=options, credential_provider=provider)
+    return S3Store(bucket, client_options=options)
 
 
 @dataclass
@@ -76,6 +83,8 @@ class Place:
     # -- reads -----------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or None when there is none."""
+        import obstore
+
         try:
             return obstore.get(self.store, key).bytes().to_bytes()
         except Exception as e:
@@ -87,6 +96,8 @@ class Place:
         """The keys under ``prefix`` (a folder's, ``prefix`` ending with ``/``)."""
         if not self.writable:
             return []
+        import obstore
+
         try:
             return [m["path"] for batch in obstore.list(self.store, prefix=prefix)
                     for m in batch]
@@ -95,8 +106,22 @@ class Place:
                 return []
             raise remote_error(self.url_of(prefix), e) from None
 
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Key -> size of every object under ``prefix`` (one listing)."""
+        import obstore
+
+        try:
+            return {m["path"]: int(m["size"]) for batch in obstore.list(self.store, prefix=prefix)
+                    for m in batch}
+        except Exception as e:
+            if _missing(e):
+                return {}
+            raise remote_error(self.url_of(prefix), e) from None
+
     def folders(self, parent: str) -> list[str]:
         """The "folders" directly under ``parent`` (a key prefix ending with ``/``, or "")."""
+        import obstore
+
         try:
             found = obstore.list_with_delimiter(self.store, prefix=parent.rstrip("/") or None)
         except Exception as e:
@@ -107,6 +132,8 @@ class Place:
 
     def first_under(self, prefix: str) -> str | None:
         """A key under ``prefix``, or None (one short listing)."""
+        import obstore
+
         try:
             for batch in obstore.list(self.store, prefix=prefix, chunk_size=1):
                 for m in batch:
@@ -119,6 +146,8 @@ class Place:
 
     # -- writes ----------------------------------------------------------------------------
     def put(self, key: str, data: bytes, mode=None) -> dict:
+        import obstore
+
         try:
             return obstore.put(self.store, key, data, mode=mode)
         except Exception as e:
@@ -127,6 +156,8 @@ class Place:
             raise remote_error(self.url_of(key), e) from None
 
     def head(self, key: str) -> dict | None:
+        import obstore
+
         try:
             return obstore.head(self.store, key)
         except Exception as e:
@@ -135,6 +166,8 @@ class Place:
             raise remote_error(self.url_of(key), e) from None
 
     def delete(self, keys: Iterable[str]) -> None:
+        import obstore
+
         keys = list(keys)
         for i in range(0, len(keys), 1000):
             try:
@@ -144,9 +177,10 @@ class Place:
                     raise remote_error(self.url_of(keys[i]), e) from None
 
 
-def place(url: str, access: Access | None = None) -> Place:
+def place(url: str, access=None) -> Place:
     """Where the store ``url`` is, and how to reach it (s3: the team's bucket; https: read
-    only, through the Access's router)."""
+    only, through ``access``'s router (an :class:`~gcov_index.io.access.Access`), or with no
+    credentials at all without one)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     key = parts.path.lstrip("/")
@@ -160,7 +194,15 @@ def place(url: str, access: Access | None = None) -> Place:
             raise BadInputError(f"{url}: an s3:// store URL takes no query or fragment")
         return Place(url, _s3_store(parts.netloc), key, True)
     if scheme in ("https", "http"):
-        store, key = (access or Access.from_env()).route(url.split("?", 1)[0].split("#", 1)[0])
+        bare = url.split("?", 1)[0].split("#", 1)[0]
+        if access is not None:
+            store, key = access.route(bare)
+        else:
+            from obstore.store import HTTPStore
+
+            store = HTTPStore.from_url(f"{scheme}://{parts.netloc}",
+                                       client_options={"allow_http": scheme == "http"})
+            key = urlsplit(bare).path.lstrip("/")
         return Place(url, store, key, False)
     raise AccessError(f"{url}: unsupported store URL (use a path, s3:// or https://)")
 

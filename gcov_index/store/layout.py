@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AccessError, BadInputError, ValidationError
-from ..io.access import Access
 from ..io.remote import ObjectFiles, Place, is_remote, place
 
 try:
@@ -425,9 +424,7 @@ class StoreHandle:
         base = where.url_of("")
         key_prefix = prefix[len(base):]
         if where.writable:
-            sizes = {}
-            for batch in _list_with_sizes(where, key_prefix):
-                sizes.update(batch)
+            sizes = where.sizes(key_prefix)
         else:
             sizes = None
         out = []
@@ -486,18 +483,6 @@ def _metadata_ok(meta: Mapping, recorded: str, raw: bytes | None) -> bool:
     if key is not None:
         _CHECKED_META[key] = ok
     return ok
-
-
-def _list_with_sizes(where: Place, prefix: str):
-    import obstore
-
-    try:
-        for batch in obstore.list(where.store, prefix=prefix):
-            yield {m["path"]: int(m["size"]) for m in batch}
-    except Exception as e:
-        from ..io.access import remote_error
-
-        raise remote_error(where.url_of(prefix), e) from None
 
 
 def _checked_mapper(h: StoreHandle):
@@ -684,7 +669,7 @@ def _pin(name: str, path: Path) -> tuple[Path, int | None]:
 
 
 def open_handle(store: str | Path | StoreHandle, *, verify: bool = True,
-                access: Access | None = None, arrays: Iterable[str] | None = None
+                access=None, arrays: Iterable[str] | None = None
                 ) -> StoreHandle:
     """Open a store once: one version, its metadata read, checked against its integrity record
     (``verify``; a damaged store raises ValidationError, exit 6; ``arrays``: only the arrays
@@ -710,7 +695,7 @@ def open_handle(store: str | Path | StoreHandle, *, verify: bool = True,
 
 @contextlib.contextmanager
 def opened(store: str | Path | StoreHandle, *, verify: bool = True,
-           access: Access | None = None, arrays: Iterable[str] | None = None
+           access=None, arrays: Iterable[str] | None = None
            ) -> Iterator[StoreHandle]:
     """:func:`open_handle` for one block: the handle (and its pin) let go at the end, unless the
     caller passed a handle of its own."""
