@@ -345,6 +345,8 @@ def cmd_build(args) -> int:
                   f"{st['group']}/")
     for w in result.warnings:
         print(f"gcov-index: warning: {w}", file=sys.stderr)
+    for n in getattr(result, "notes", []):
+        print(f"gcov-index: note: {n}", file=sys.stderr)
     superseded = [(o.granule, k.granule) for o, k in getattr(inputs, "superseded", [])]
     for old, new in superseded + sel.superseded:
         print(f"  superseded {old.stem} (by {new.crid} {new.counter:03d})")

@@ -73,3 +73,15 @@ def test_a_bad_concurrency_is_one_line(big, monkeypatch):
     monkeypatch.setenv("GCOV_INDEX_READ_CONCURRENCY", "many")
     with pytest.raises(BadInputError, match="GCOV_INDEX_READ_CONCURRENCY='many'"):
         subset(big["store"], (0, 0, 1, 1))
+
+
+def test_build_says_when_a_json_store_is_too_big_for_json():
+    from types import SimpleNamespace
+
+    from gcov_index.store.build import JSON_NOTE_REFS, _notes
+
+    big_tree = SimpleNamespace(n_refs=JSON_NOTE_REFS + 1)
+    (note,) = _notes("team/stack.json", big_tree)
+    assert "team/stack.parquet" in note and str(JSON_NOTE_REFS + 1) in note
+    assert _notes("team/stack.parquet", big_tree) == []
+    assert _notes("team/stack.json", SimpleNamespace(n_refs=JSON_NOTE_REFS)) == []
