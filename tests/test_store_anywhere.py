@@ -152,3 +152,18 @@ def test_a_store_served_over_https_opens_without_the_token(team, tmp_path, fmt):
         assert seen and not any("Authorization" in h for h in seen)
     finally:
         server.shutdown()
+
+
+def test_the_commands_take_store_urls(team, capsys):
+    url = f"s3://{TEAM}/cli/s.json"
+    assert main(["build", *team["urls"], "--out", url, "--no-cache", "--quiet"]) == 0
+    assert f"wrote {url}" in capsys.readouterr().out
+    assert main(["info", url]) == 0
+    out = capsys.readouterr().out
+    assert f"store       {url}" in out and "3 granules" in out
+    assert main(["info", f"s3://{TEAM}/cli/none.parquet"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such store" in err[0], err
+    rc = main(["build", *team["urls"], "--out", "https://example.org/s.json", "--no-cache"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "https is read only" in err[0], err
