@@ -57,8 +57,8 @@ with LocalArchive(root / "archive", s3_backend="files", latency=0.02) as a:
 """
 
 
-def run(code: str, *args: str) -> dict:
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
+def run(code: str, *args: str, src: Path = ROOT) -> dict:
+    env = os.environ | {"PYTHONPATH": str(src)}
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                          env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -70,6 +70,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", default="small", choices=["small", "full"])
     p.add_argument("--formats", default="parquet,json")
     p.add_argument("--work", default=None)
+    p.add_argument("--code", default=str(ROOT), help="the gcov-index checkout to measure "
+                   "(e.g. the main branch's, for a before/after)")
+    p.add_argument("--no-series", action="store_true")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from tests.support.bigstore import big_manifests, make_big_store
@@ -82,12 +85,16 @@ def main(argv=None) -> int:
         if not os.path.lexists(store):
             ms = ms or big_manifests(work, args.n, 3, args.size)
             make_big_store(work, args.n, fmt, size=args.size, manifests=ms)
-        r = {"group": run(OPEN, str(store), GRID), "tree": run(OPEN, str(store), "")}
-        if fmt == "parquet":
+        src = Path(args.code)
+        r = {"group": run(OPEN, str(store), GRID, src=src),
+             "tree": run(OPEN, str(store), "", src=src)}
+        if fmt == "parquet" and not args.no_series:
             r["series"] = run(SERIES, str(store), str(work), str(args.n))
         results[fmt] = r
         print(fmt, json.dumps(r), flush=True)
-    (Path(__file__).parent / "big_store.json").write_text(json.dumps(results, indent=1) + "\n")
+    if Path(args.code) == ROOT:
+        (Path(__file__).parent / "big_store.json").write_text(json.dumps(results, indent=1)
+                                                              + "\n")
     return 0
 
 
