@@ -213,6 +213,8 @@ def _check_store(store: str) -> None:
     if not store.strip():
         raise BadInputError(f"store {store!r}: give the path of a NAME.json or NAME.parquet store")
     fmt = store_format(store)
+    if store.lower().startswith(("s3://", "https://", "http://")):
+        return  # a store in a bucket or behind https: checked when it is opened
     try:
         mode = Path(store).expanduser().stat().st_mode
     except (FileNotFoundError, NotADirectoryError):
@@ -326,8 +328,9 @@ def cmd_build(args) -> int:
     # a bad --out or cache fails before the search and the scan
     if not args.out.strip():
         raise BadInputError("--out '': give the store's name, NAME.json or NAME.parquet")
-    _check_output("--out", args.out, directory=store_format(args.out) == "parquet")
-    check_out(Path(args.out).expanduser(), store_format(args.out))  # only a store is replaced
+    if not args.out.lower().startswith(("s3://", "https://", "http://")):  # remote: at claim
+        _check_output("--out", args.out, directory=store_format(args.out) == "parquet")
+        check_out(Path(args.out).expanduser(), store_format(args.out))  # only a store replaced
     if not args.no_cache and not args.dry_run:
         _check_cache_dir(args.cache_dir)
     if args.granules:
@@ -360,6 +363,8 @@ def cmd_build(args) -> int:
                   f"{st['group']}/")
     for w in result.warnings:
         print(f"gcov-index: warning: {w}", file=sys.stderr)
+    for n in getattr(result, "notes", []):
+        print(f"gcov-index: note: {n}", file=sys.stderr)
     superseded = [(o.granule, k.granule) for o, k in getattr(inputs, "superseded", [])]
     for old, new in superseded + sel.superseded:
         print(f"  superseded {old.stem} (by {new.crid} {new.counter:03d})")

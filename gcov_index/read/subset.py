@@ -21,7 +21,7 @@ from ..io.access import Access, read_failure
 from ..product import GRIDS
 from ..store.layout import opened
 from ..store.write import atomic_file
-from .open import open_store
+from .open import open_store, read_concurrency
 
 ROW_COORDS = ("granuleId", "stack", "track", "frame", "direction", "maturity")
 STATS = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax,
@@ -70,30 +70,37 @@ def _layer_names(variables) -> list[tuple[str, str]]:
 
 def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None = None,
            stat: str = "mean", db: bool = False, protocol: str | None = None,
-           access: Access | None = None, stack: str | None = None) -> xr.Dataset:
+           access: Access | None = None, stack: str | None = None,
+           concurrency: int | None = None) -> xr.Dataset:
     """The time series of ``stat`` over ``bbox`` for each grid layer in ``variables``
     (``frequencyA/HHHH`` by default), as a Dataset on ``time``.
 
     Every stack of the store that the box touches gives its rows (an area seen from an
     ascending and a descending pass gives both), in time order; each row names its
-    ``granuleId``, ``stack``, ``track``, ``frame`` and ``direction``. ``stack`` reads one."""
+    ``granuleId``, ``stack``, ``track``, ``frame`` and ``direction``. ``stack`` reads one.
+
+    The chunks the box touches, over every granule, are requested in one concurrent wave,
+    bounded only by ``concurrency`` (chunk reads in flight at once; default
+    ``$GCOV_INDEX_READ_CONCURRENCY``, else 256): at 1000 granules, set it to 1000 or more for
+    a single round trip (or leave 256: four)."""
     box = bbox if isinstance(bbox, Box) else Box.parse(bbox)
     if stat not in STATS:
         raise BadInputError(f"--stat {stat!r}: use one of {', '.join(STATS)}")
     access = access or Access.from_env()
+    read_concurrency(concurrency)  # a bad value is refused before anything is read
     layers = _layer_names(variables)
     freqs = list(dict.fromkeys(freq for freq, _ in layers))
     # One open: one version of the store (a Parquet store's link resolved once and that version
     # pinned, a JSON store parsed once), checked against its integrity record; per stack, the
     # grid group of the one frequency asked for, or all grids at once.
-    with opened(store) as handle:
+    with opened(store, access=access) as handle:  # every part checked, as info does
         jobs: list[tuple[dict, str, xr.DataArray]] = []
         outside: list[str] = []
         found: set[str] = set()
         grids_seen: set[str] = set()
         stacks = handle.stack(stack)
         for st in stacks:
-            grids = _grids(handle, st["group"], freqs, protocol, access)
+            grids = _grids(handle, st["group"], freqs, protocol, access, concurrency)
             grids_seen |= set(grids)
             for freq, name in layers:
                 ds = grids[freq].dataset if freq in grids else None
@@ -133,13 +140,15 @@ def subset(store: str | Path, bbox: Box | tuple, *, variables: list[str] | None 
     return result
 
 
-def _grids(handle, group: str, freqs: list[str], protocol, access) -> dict[str, xr.DataTree]:
+def _grids(handle, group: str, freqs: list[str], protocol, access, concurrency=None
+           ) -> dict[str, xr.DataTree]:
     """Frequency -> its grid group, of one stack (the one frequency asked for, or all)."""
     prefix = f"{group}/" if group else ""
     path = f"{prefix}{GRIDS}/{freqs[0]}" if len(freqs) == 1 else f"{prefix}{GRIDS}"
     if f"{path}/.zgroup" not in handle.meta:
         return {}
-    tree = open_store(handle, group=path, protocol=protocol, access=access)
+    tree = open_store(handle, group=path, protocol=protocol, access=access,
+                      concurrency=concurrency)
     return {freqs[0]: tree} if len(freqs) == 1 else dict(tree.children)
 
 
@@ -198,6 +207,8 @@ def _clip(da: xr.DataArray, box: Box, stat: str, db: bool) -> xr.DataArray | str
 def _read(store, key: str, clipped: xr.DataArray) -> np.ndarray:
     try:
         return clipped.values  # every chunk the box touches, all time steps, read at once
+    except ValidationError:  # a refs file of the store found altered as it was read
+        raise
     except Exception as e:
         failed = read_failure(f"{store}: reading {key}", e)  # refused, missing, unreachable
         if failed is not None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AccessError, BadInputError, ValidationError
+from ..io.remote import ObjectFiles, Place, is_remote, place
 
 try:
     import fcntl
@@ -185,15 +186,20 @@ class StoreHandle:
     build deletes it while this handle lives). Everything read through the handle comes from
     that one version, even while a build replaces the store."""
 
-    def __init__(self, name: str, path: Path, fmt: str, fo: dict | str, meta: dict,
-                 record_size: int | None = None, fd: int | None = None):
+    def __init__(self, name: str, path: Path | str, fmt: str, fo: dict | str, meta: dict,
+                 record_size: int | None = None, fd: int | None = None,
+                 raw: bytes | None = None, remote: Place | None = None):
         self.name = name  # as the user gave it: for messages
-        self.path = path  # what is read: the JSON file, or the Parquet version folder
-        self.fmt = fmt
+        self.path = path  # what is read: the JSON file, or the Parquet version folder (a URL
+        self.fmt = fmt    # of its prefix for a store in a bucket or behind https)
         self.fo = fo  # what fsspec's ReferenceFileSystem takes
         self.meta = meta
         self.record_size = record_size
+        self.raw = raw  # the .zmetadata bytes of a Parquet store, as read once
+        self.remote = remote  # where a remote store is (None: on this machine)
         self._fd = fd
+        self._files_ok: set[str] = set()  # refs files whose bytes were checked (Parquet)
+        self._mapper = None
         self._sorted: SortedRefs | None = None
         self._parquet_refs: dict[str, dict] = {}
 
@@ -288,12 +294,16 @@ class StoreHandle:
         return self._parquet_refs[array]
 
     # -- integrity -------------------------------------------------------------------------------
-    def problems(self, *, deep: bool = False) -> list[str]:
+    def problems(self, *, deep: bool = False, arrays: Iterable[str] | None = None
+                 ) -> list[str]:
         """What is missing or altered against the store's integrity record (empty: whole).
 
-        Always: the metadata, and every array's references (JSON) or every refs file's size
-        and bytes (Parquet). ``deep`` also re-derives a Parquet store's references and checks
-        them against the record (validate)."""
+        Always: the metadata, and the references of every array (JSON) or the size and bytes
+        of every refs file (Parquet); of the arrays under the ``arrays`` prefixes only when
+        given (a group opened): the rest are checked when read (:meth:`mapper`). Results are
+        kept per version: the metadata by the digest of its bytes, a local refs file by its
+        inode, size and times. ``deep`` also re-derives a Parquet store's references and
+        checks them against the record (validate)."""
         out = self._template_problems()
         rec = self.record
         if rec is None:
@@ -304,13 +314,14 @@ class StoreHandle:
         if not _record_shape_ok(rec):
             return [*out, MALFORMED]
         try:
-            return out + self._record_problems(rec, deep)
+            return out + self._record_problems(rec, deep, arrays)
         except (TypeError, ValueError, AttributeError, IndexError, KeyError):
             return [*out, MALFORMED]  # a shape the check above let through: never exit 1
 
-    def _record_problems(self, rec: dict, deep: bool) -> list[str]:
+    def _record_problems(self, rec: dict, deep: bool, under: Iterable[str] | None
+                         ) -> list[str]:
         out = []
-        if metadata_digest(self.meta) != rec["metadata"]:
+        if not _metadata_ok(self.meta, rec["metadata"], self.raw):
             out.append("metadata (.zarray / .zattrs / .zgroup) altered")
         arrays: dict = rec["arrays"]
         present = array_paths(self.meta)
@@ -325,7 +336,7 @@ class StoreHandle:
             out += _compare_arrays(self._sorted.digests(a for a in present if a in arrays),
                                    arrays)
         else:
-            out += self._file_problems(rec.get("files") or {}, arrays)
+            out += self._file_problems(rec.get("files") or {}, arrays, deep, under)
             if deep:
                 out += _compare_arrays(
                     {a: _digest_of(self.array_refs(a)) for a in present if a in arrays}, arrays)
@@ -348,37 +359,104 @@ class StoreHandle:
                            f"indexed granule {url}")
         return out
 
-    def _file_problems(self, files: dict, arrays: dict) -> list[str]:
+    def _file_problems(self, files: dict, arrays: dict, deep: bool = True,
+                       under: Iterable[str] | None = None) -> list[str]:
         if not isinstance(files, dict) or not all(
                 _refs_file_key(rel, arrays) and _size_digest(v) for rel, v in files.items()):
             return [MALFORMED]
         out = []
-        root = Path(self.fo)
-        inside = os.path.join(os.path.realpath(root), "")
-        for rel, (size, digest) in sorted(files.items()):
-            p = root / rel
-            try:
-                if not os.path.realpath(p).startswith(inside) or \
-                        not stat.S_ISREG(os.lstat(p).st_mode):
-                    out.append(f"{rel}: not a regular file in the store")
-                    continue
-                got_size, got_digest = file_digest(p)
-                if got_size != size:
-                    out.append(f"{rel}: altered ({got_size} bytes, {size} recorded)")
-                elif got_digest != digest:
-                    out.append(f"{rel}: altered")
-            except FileNotFoundError:
-                out.append(f"{rel}: missing")
-            except OSError as e:
-                out.append(f"{rel}: unreadable ({e.strerror})")
+        prefixes = None if under is None else tuple(
+            p.strip("/") + "/" if p.strip("/") else "" for p in under)
+        chosen = sorted(rel for rel in files if prefixes is None or rel.startswith(prefixes))
+        if self.remote is not None:
+            out += self._remote_file_problems(files, chosen, deep)
+        else:
+            root = Path(self.fo)
+            dirs_ok: dict[str, bool] = {}
+            for rel in chosen:
+                problem = self._local_file_problem(root, rel, files[rel], dirs_ok)
+                if problem:
+                    out.append(problem)
         with_files = {rel.rsplit("/", 1)[0] for rel in files}
         out += [f"{a}/refs.0.parq: not in the integrity record" for a, (n, _) in sorted(
             arrays.items()) if n and a not in with_files]
         return out
 
-    def verify(self) -> StoreHandle:
-        """Raise ValidationError (exit 6), one line, if a part is missing or altered."""
-        problems = self.problems()
+    def _local_file_problem(self, root: Path, rel: str, recorded: list,
+                            dirs_ok: dict[str, bool]) -> str | None:
+        """What is wrong with one local refs file: a link or not a file (no path outside
+        the store is ever read), its size or its bytes; checked once per version of the
+        file (its inode, size and times unchanged since)."""
+        size, digest = recorded
+        p = root / rel
+        try:
+            parent = rel.rsplit("/", 1)[0]
+            if not _folder_ok(root, parent, dirs_ok):  # no folder on the way is a link out
+                return f"{rel}: not a regular file in the store"
+            st = os.lstat(p)
+            if not stat.S_ISREG(st.st_mode):
+                return f"{rel}: not a regular file in the store"
+            if st.st_size != size:
+                return f"{rel}: altered ({st.st_size} bytes, {size} recorded)"
+            seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if _CHECKED_FILES.get(seen) == digest:
+                self._files_ok.add(rel)
+                return None
+            got_size, got_digest = file_digest(p)
+            if got_size != size:
+                return f"{rel}: altered ({got_size} bytes, {size} recorded)"
+            if got_digest != digest:
+                return f"{rel}: altered"
+            _CHECKED_FILES[seen] = digest
+            self._files_ok.add(rel)
+        except FileNotFoundError:
+            return f"{rel}: missing"
+        except OSError as e:
+            return f"{rel}: unreadable ({e.strerror})"
+        return None
+
+    def _remote_file_problems(self, files: dict, chosen: list[str], deep: bool) -> list[str]:
+        """A remote store's refs files: their sizes from one listing of the version (their
+        bytes are checked as they are read, :meth:`mapper`; ``deep``: all read now)."""
+        where = self.remote
+        prefix = str(self.fo).rstrip("/") + "/"
+        base = where.url_of("")
+        key_prefix = prefix[len(base):]
+        if where.writable:
+            sizes = where.sizes(key_prefix)
+        else:
+            sizes = None
+        out = []
+        for rel in chosen:
+            size, digest = files[rel]
+            if sizes is not None:
+                got = sizes.get(key_prefix + rel)
+                if got is None:
+                    out.append(f"{rel}: missing")
+                    continue
+                if got != size:
+                    out.append(f"{rel}: altered ({got} bytes, {size} recorded)")
+                    continue
+            if deep:
+                data = where.get(key_prefix + rel)
+                if data is None:
+                    out.append(f"{rel}: missing")
+                elif _digest(data) != digest or len(data) != size:
+                    out.append(f"{rel}: altered")
+        return out
+
+    def mapper(self):
+        """fsspec's lazy Parquet reference mapper over this version, each refs file's bytes
+        checked against the integrity record as it is read (one line, exit 6, when a part is
+        missing or altered), the ``.zmetadata`` the bytes this handle checked."""
+        if self._mapper is None:
+            self._mapper = _checked_mapper(self)
+        return self._mapper
+
+    def verify(self, arrays: Iterable[str] | None = None) -> StoreHandle:
+        """Raise ValidationError (exit 6), one line, if a part is missing or altered (of the
+        arrays under the ``arrays`` prefixes only, when given)."""
+        problems = self.problems(arrays=arrays)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise ValidationError(f"{self.name}: damaged store: {problems[0]}{more}; build it "
@@ -387,6 +465,101 @@ class StoreHandle:
 
 
 MALFORMED = "malformed integrity record"
+
+# what was found whole in this process: a metadata digest by the digest of the bytes it was
+# parsed from; a local refs file's digest by its (device, inode, size, mtime, ctime)
+_CHECKED_META: dict[tuple[str, str], bool] = {}
+_CHECKED_FILES: dict[tuple, str] = {}
+
+
+def _metadata_ok(meta: Mapping, recorded: str, raw: bytes | None) -> bool:
+    """Whether the metadata digest is the recorded one; when ``raw`` (the bytes ``meta``
+    was parsed from) is known, the answer is kept for the same bytes."""
+    key = (_digest(raw), recorded) if raw is not None else None
+    if key is not None and key in _CHECKED_META:
+        return _CHECKED_META[key]
+    ok = metadata_digest(meta) == recorded
+    if key is not None:
+        _CHECKED_META[key] = ok
+    return ok
+
+
+def _folder_ok(root: Path, folder: str, seen: dict[str, bool]) -> bool:
+    """Whether every folder on the way from ``root`` to ``folder`` is a real folder (not a link
+    out of the store); each folder looked at once."""
+    if folder in seen:
+        return seen[folder]
+    up = folder.rsplit("/", 1)[0] if "/" in folder else ""
+    try:
+        ok = (not up or _folder_ok(root, up, seen)) and stat.S_ISDIR(
+            os.lstat(os.path.join(root, folder)).st_mode)
+    except OSError:
+        ok = False
+    seen[folder] = ok
+    return ok
+
+
+def _checked_mapper(h: StoreHandle):
+    """A ``LazyReferenceMapper`` whose refs files are checked as they are read."""
+    import io
+
+    from fsspec.implementations.reference import LazyReferenceMapper
+
+    rec = h.record or {}
+    files = rec.get("files") if isinstance(rec.get("files"), dict) else None
+    root = str(h.fo).rstrip("/")
+    fs = ObjectFiles(h.remote) if h.remote is not None else None
+
+    class Checked(LazyReferenceMapper):
+        def setup(self):
+            super().setup() if h.raw is None else None
+            if h.raw is None:
+                return
+            from functools import lru_cache
+
+            self._items = {".zmetadata": h.raw}
+            met = json.loads(h.raw)
+            self.record_size = met["record_size"]
+            self.zmetadata = met["metadata"]
+
+            @lru_cache(maxsize=self.cache_size)
+            def open_refs(field, record):
+                rel = f"{field}/refs.{record}.parq"
+                data = _checked_bytes(h, self.fs, root, rel, files)
+                if data is None:
+                    return None
+                try:  # fastparquet itself: pandas' read_parquet adds 2 ms a file (and a
+                    import fastparquet  # deprecation warning), 0.3 s over a 1000-granule tree
+
+                    df = fastparquet.ParquetFile(io.BytesIO(data)).to_pandas()
+                    return {c: df[c].to_numpy(copy=True) for c in df.columns}
+                except (OSError, ValueError):
+                    return None
+
+            self.open_refs = open_refs
+
+    return Checked(root, fs=fs) if fs is not None else Checked(root)
+
+
+def _checked_bytes(h: StoreHandle, fs, root: str, rel: str, files: dict | None) -> bytes | None:
+    """One refs file's bytes, checked against the record; None when it has none."""
+    try:
+        data = fs.cat_file(f"{root}/{rel}")
+    except FileNotFoundError:
+        data = None
+    if files is None:  # a store written before the record: read as found
+        return data
+    recorded = files.get(rel)
+    problem = None
+    if recorded is None:
+        problem = None if data is None else f"{rel}: not in the integrity record"
+    elif data is None:
+        problem = f"{rel}: missing"
+    elif len(data) != recorded[0] or (rel not in h._files_ok and _digest(data) != recorded[1]):
+        problem = f"{rel}: altered"
+    if problem:
+        raise ValidationError(f"{h.name}: damaged store: {problem}; build it again")
+    return data
 
 
 def _record_shape_ok(rec: dict) -> bool:
@@ -449,10 +622,15 @@ def _parquet_array_refs(h: StoreHandle, array: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     size = h.record_size or n
     for record in range(math.ceil(n / size)):
-        path = Path(h.fo) / array / f"refs.{record}.parq"
+        rel = f"{array}/refs.{record}.parq"
         batch = list(itertools.islice(keys, size))
         try:
-            df = pd.read_parquet(path)
+            if h.remote is not None:
+                import io
+
+                df = pd.read_parquet(io.BytesIO(ObjectFiles(h.remote).cat_file(f"{h.fo}/{rel}")))
+            else:
+                df = pd.read_parquet(Path(h.fo) / rel)
         except Exception:  # no reference in this record, or a file gone or damaged (problems()
             continue  # says which from the record)
         for key, url, off, length, raw in zip(batch, df["path"], df["offset"], df["size"],
@@ -506,22 +684,38 @@ def _pin(name: str, path: Path) -> tuple[Path, int | None]:
     raise AccessError(f"{name}: replaced too often while opening; try again")
 
 
-def open_handle(store: str | Path | StoreHandle, *, verify: bool = True) -> StoreHandle:
+def open_handle(store: str | Path | StoreHandle, *, verify: bool = True,
+                access=None, arrays: Iterable[str] | None = None
+                ) -> StoreHandle:
     """Open a store once: one version, its metadata read, checked against its integrity record
-    (``verify``; a damaged store raises ValidationError, exit 6)."""
+    (``verify``; a damaged store raises ValidationError, exit 6; ``arrays``: only the arrays
+    under those prefixes now, the others as their references are read).
+
+    ``store`` is a path, or the URL of a store in a bucket (``s3://``, the team's credentials
+    from the standard AWS chain) or behind ``https://`` (through ``access``'s router: the
+    Earthdata token only to a host meant to get it)."""
     if isinstance(store, StoreHandle):
         return store
-    name, path = str(store), Path(store)
-    fmt = store_format(path)
-    handle = _open_json(name, path) if fmt == "json" else _open_parquet(name, path)
-    return handle.verify() if verify else handle
+    name = str(store)
+    if is_remote(name):
+        fmt = store_format(name.split("?", 1)[0])
+        where = place(name, access)
+        handle = _open_remote_json(name, where) if fmt == "json" else \
+            _open_remote_parquet(name, where)
+    else:
+        path = Path(store)
+        fmt = store_format(path)
+        handle = _open_json(name, path) if fmt == "json" else _open_parquet(name, path)
+    return handle.verify(arrays) if verify else handle
 
 
 @contextlib.contextmanager
-def opened(store: str | Path | StoreHandle, *, verify: bool = True) -> Iterator[StoreHandle]:
+def opened(store: str | Path | StoreHandle, *, verify: bool = True,
+           access=None, arrays: Iterable[str] | None = None
+           ) -> Iterator[StoreHandle]:
     """:func:`open_handle` for one block: the handle (and its pin) let go at the end, unless the
     caller passed a handle of its own."""
-    handle = open_handle(store, verify=verify)
+    handle = open_handle(store, verify=verify, access=access, arrays=arrays)
     try:
         yield handle
     finally:
@@ -530,16 +724,23 @@ def opened(store: str | Path | StoreHandle, *, verify: bool = True) -> Iterator[
 
 
 def _open_json(name: str, path: Path) -> StoreHandle:
-    not_json = f"{name}: not a kerchunk JSON reference store"
     try:
         with open(path, "rb") as f:
-            doc = json.load(f)
+            raw = f.read()
     except FileNotFoundError:
         raise AccessError(f"{name}: no such store") from None
     except IsADirectoryError:
         raise BadInputError(f"{name}: a folder, not a kerchunk JSON reference store") from None
     except OSError as e:
         raise BadInputError(f"{name}: cannot read ({e.strerror})") from None
+    return _json_handle(name, path, raw)
+
+
+def _json_handle(name: str, path: Path | str, raw: bytes, remote: Place | None = None
+                 ) -> StoreHandle:
+    not_json = f"{name}: not a kerchunk JSON reference store"
+    try:
+        doc = json.loads(raw)
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadInputError(not_json) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("refs"), dict):
@@ -555,7 +756,76 @@ def _open_json(name: str, path: Path) -> StoreHandle:
         raise BadInputError(not_json) from None
     if not isinstance(meta, dict):
         raise BadInputError(not_json)
-    return StoreHandle(name, path, "json", doc, meta)
+    return StoreHandle(name, path, "json", doc, meta, remote=remote)
+
+
+def _open_remote_json(name: str, where: Place) -> StoreHandle:
+    raw = where.get(where.key)
+    if raw is None:
+        raise AccessError(f"{name}: no such store")
+    return _json_handle(name, name, raw, where)
+
+
+POINTER = "gcov_index_parquet_pointer"
+
+
+def pointer_bytes(version: str) -> bytes:
+    """The small object at a remote Parquet store's path: which version prefix is current
+    (``.NAME.parquet.vN``, beside it)."""
+    return json.dumps({POINTER: 1, "version": version}).encode()
+
+
+def read_pointer(raw: bytes | None) -> str | None:
+    """The version a pointer object names, or None when ``raw`` is not one."""
+    try:
+        doc = json.loads(raw) if raw else None
+    except (ValueError, RecursionError):
+        return None
+    v = doc.get("version") if isinstance(doc, dict) and doc.get(POINTER) == 1 else None
+    return v if isinstance(v, str) and re.fullmatch(r"\..+\.parquet\.v\d+", v) else None
+
+
+def _open_remote_parquet(name: str, where: Place) -> StoreHandle:
+    """A Parquet store in a bucket or behind https: the pointer object read once (the
+    version it names is what this handle reads), or a plain copy of a store's folder."""
+    raw = where.get(where.key)
+    version = read_pointer(raw)
+    prefix = where.sibling(version) if version else where.key.rstrip("/")
+    # no pointer: a store's folder copied as it is (aws s3 cp --recursive; an https server
+    # answers a folder's own URL with a listing or a redirect)
+    zm = where.get(f"{prefix}/.zmetadata")
+    if zm is None:
+        if version is not None:
+            raise ValidationError(f"{name}: damaged store: its version {version} is missing")
+        if raw is not None and where.writable:
+            raise BadInputError(f"{name}: not a gcov-index Parquet store (an object that is "
+                                "not its pointer)")
+        raise AccessError(f"{name}: no such store")
+    meta, record_size = _parse_zmetadata(name, zm)
+    root = where.url_of(prefix)
+    return StoreHandle(name, root, "parquet", root, meta, record_size, raw=zm, remote=where)
+
+
+_PARSED: dict[str, tuple[dict, int | None]] = {}
+
+
+def _parse_zmetadata(name: str, raw: bytes) -> tuple[dict, int | None]:
+    """A Parquet store's metadata and record size (kept by the digest of the bytes: the same
+    version opened again is not parsed again; the dict is shared, never changed)."""
+    key = _digest(raw)
+    if key in _PARSED:
+        return _PARSED[key]
+    try:
+        met = json.loads(raw)
+        meta, record_size = met["metadata"], met.get("record_size")
+        if not isinstance(meta, dict):
+            raise TypeError
+    except (ValueError, TypeError, KeyError, RecursionError):
+        raise BadInputError(f"{name}: not a kerchunk Parquet reference store") from None
+    if len(_PARSED) > 64:
+        _PARSED.clear()
+    _PARSED[key] = (meta, record_size)
+    return meta, record_size
 
 
 def _open_parquet(name: str, path: Path) -> StoreHandle:
@@ -571,15 +841,13 @@ def _open_parquet(name: str, path: Path) -> StoreHandle:
             if os.path.samefile(by_fd, real):
                 root = by_fd
     try:
-        met = json.loads((Path(root) / ".zmetadata").read_bytes())
-        meta, record_size = met["metadata"], met.get("record_size")
-        if not isinstance(meta, dict):
-            raise TypeError
-    except (OSError, ValueError, TypeError, KeyError):
+        raw = (Path(root) / ".zmetadata").read_bytes()
+        meta, record_size = _parse_zmetadata(name, raw)
+    except (OSError, BadInputError):
         if fd is not None:
             os.close(fd)
         raise BadInputError(f"{name}: not a kerchunk Parquet reference store") from None
-    return StoreHandle(name, real, "parquet", root, meta, record_size, fd)
+    return StoreHandle(name, real, "parquet", root, meta, record_size, fd, raw=raw)
 
 
 # -- the functions earlier callers use ------------------------------------------------------------
@@ -599,8 +867,15 @@ def reference_filesystem(store: StoreHandle | dict | str, remote_fs):
     import fsspec
 
     fo = store.fo if isinstance(store, StoreHandle) else store
-    fs = fsspec.filesystem("reference", fo=fo, asynchronous=True, fs=remote_fs,
-                           skip_instance_cache=True)
+    if isinstance(store, StoreHandle) and store.fmt == "parquet":
+        # fsspec's lazy Parquet mapper, each refs file checked as it is read (its own would
+        # read the files unchecked, and only from a path or through fsspec's own s3/http)
+        fs = fsspec.filesystem("reference", fo={"version": 1, "refs": {}}, asynchronous=True,
+                               fs=remote_fs, skip_instance_cache=True)
+        fs.references = store.mapper()
+    else:
+        fs = fsspec.filesystem("reference", fo=fo, asynchronous=True, fs=remote_fs,
+                               skip_instance_cache=True)
     fs.gcov_index_store = store
     return fs
 

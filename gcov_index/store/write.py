@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from ..index.tree import VirtualTree
+from ..io.remote import Place, is_remote, place
 from .kerchunk import consolidated, expand_templates, record_size, tree_to_refs, with_integrity
 from .layout import (
     INTEGRITY,
@@ -39,6 +40,8 @@ from .layout import (
     fcntl,
     file_digest,
     folder_flags,
+    pointer_bytes,
+    read_pointer,
     store_format,
     version_name,
     versions_of,
@@ -338,8 +341,12 @@ class Claim:
 
 
 @contextlib.contextmanager
-def claim(out: str | Path) -> Iterator[Claim]:
-    """Hold ``out`` for one build (see :class:`Claim`); a second build of it is refused."""
+def claim(out: str | Path) -> Iterator[Claim | RemoteClaim]:
+    """Hold ``out`` for one build (see :class:`Claim`); a second build of it is refused.
+    An ``s3://`` ``out`` is a store in a bucket (:class:`RemoteClaim`)."""
+    if is_remote(str(out)):
+        yield remote_claim(str(out))
+        return
     out = Path(out)
     fmt = store_format(out)
     if out.suffix.lower() not in (".json", ".parquet"):
@@ -457,3 +464,131 @@ def _record_files(folder: Path) -> None:
     gi[INTEGRITY]["files"] = {p.relative_to(folder).as_posix(): file_digest(p)
                               for p in sorted(folder.rglob("refs.*.parq"))}
     zmeta.write_text(json.dumps(met))
+
+
+# -- a store in a bucket ---------------------------------------------------------------------------
+class RemoteClaim:
+    """``--out s3://BUCKET/KEY.json|.parquet``: a store written to the team's bucket (the
+    standard AWS credentials, ``io/remote.py``), atomic at the key a reader opens.
+
+    - JSON: one PUT of the whole store (S3 replaces an object in one step).
+    - Parquet: the version's objects under ``.NAME.parquet.vN/`` beside the key first, then
+      the small pointer object at the key (``layout.pointer_bytes``) last; then versions older
+      than the previous one are deleted. A reader resolves the pointer once and reads that
+      version: the old store or the new one, never a mix.
+    - Only a gcov-index store is ever replaced: an object that is not one, or objects under
+      ``KEY/``, are refused in one line. The pointer (and a JSON store) is replaced only if it
+      is still what this build found (a conditional PUT, where the S3 API offers it): a
+      concurrent build of the same key is refused rather than lost.
+    """
+
+    def __init__(self, where: Place, fmt: str):
+        self.where = where
+        self.fmt = fmt
+        self.out = where.url
+        self.found: dict | None = None  # the head of what was at the key
+
+    def _refuse(self, what: str) -> BadInputError:
+        return BadInputError(f"--out {self.out}: not a gcov-index store ({what}); nothing was "
+                             "changed: remove it or choose another --out")
+
+    def check(self) -> None:
+        """Refuse a key that holds something other than a gcov-index store."""
+        w = self.where
+        raw = w.get(w.key)
+        if raw is None:
+            self.found = None
+        elif self.fmt == "json":
+            try:
+                doc = json.loads(raw)
+            except (ValueError, RecursionError):
+                doc = None
+            refs = doc.get("refs") if isinstance(doc, dict) else None
+            if not (isinstance(refs, dict) and _has_store_attr(refs.get(".zattrs"))):
+                raise self._refuse(f"an object without the '{STORE_ATTR}' root attribute")
+            self.found = w.head(w.key)
+        else:
+            if read_pointer(raw) is None:
+                raise self._refuse("an object that is not a Parquet store's pointer")
+            self.found = w.head(w.key)
+        inside = w.first_under(w.key.rstrip("/") + "/")
+        if inside is not None:
+            raise self._refuse(f"a prefix holding objects, e.g. {inside}")
+
+    def _mode(self):
+        etag = (self.found or {}).get("e_tag")
+        if self.found is None:
+            return "create"
+        return {"e_tag": etag} if etag else "overwrite"
+
+    def _put_last(self, data: bytes) -> None:
+        w = self.where
+        try:
+            w.put(w.key, data, mode=self._mode())
+        except Exception as e:
+            if type(e).__name__ in ("AlreadyExistsError", "PreconditionError"):
+                raise BadInputError(f"--out {self.out}: another build wrote it meanwhile; "
+                                    "nothing of this build was published") from None
+            raise
+
+    def write(self, tree: VirtualTree) -> str:
+        self.check()  # again: someone may have put something there meanwhile
+        refs = with_integrity(tree_to_refs(tree))
+        if self.fmt == "json":
+            data = json.dumps(consolidated(refs), separators=(",", ":")).encode()
+            self._put_last(data)
+            return self.out
+        self._write_parquet(refs, record_size(tree))
+        return self.out
+
+    def _versions(self) -> dict[int, str]:
+        """The version prefixes beside the key (``.NAME.parquet.vN``), by number."""
+        w = self.where
+        name = w.key.rsplit("/", 1)[-1]
+        parent = w.sibling("")
+        pattern = re.compile(rf"{re.escape(parent)}\.{re.escape(name)}\.v(\d+)")
+        return {int(m.group(1)): f for f in w.folders(parent) if (m := pattern.fullmatch(f))}
+
+    def _write_parquet(self, refs: dict, size: int) -> None:
+        from kerchunk.df import refs_to_dataframe  # pandas and fastparquet: Parquet stores only
+
+        w = self.where
+        name = w.key.rsplit("/", 1)[-1]
+        current = read_pointer(w.get(w.key))
+        versions = self._versions()
+        n = max(versions, default=0) + 1
+        version = f".{name}.v{n}"
+        prefix = w.sibling(version)
+        if w.first_under(prefix + "/") is not None:  # another build took this number
+            raise BadInputError(f"--out {self.out}: another build is writing it; nothing of "
+                                "this build was published")
+        with tempfile.TemporaryDirectory(prefix=".gcov-index-") as tmp:
+            folder = Path(tmp) / "v"
+            refs_to_dataframe(expand_templates(refs), str(folder), record_size=size)
+            _record_files(folder)
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            # every object of the version first, .zmetadata last: a version is whole once it
+            # has its .zmetadata (the pointer is written only after it)
+            files.sort(key=lambda p: p.name == ".zmetadata")
+            for p in files:
+                w.put(f"{prefix}/{p.relative_to(folder).as_posix()}", p.read_bytes())
+        self._put_last(pointer_bytes(version))
+        keep = {n}
+        if current is not None:
+            keep.add(int(current.rsplit(".v", 1)[1]))
+        for m, old in self._versions().items():
+            if m not in keep and m < n:
+                w.delete(w.list(old + "/"))
+
+
+def remote_claim(out: str) -> RemoteClaim:
+    if not out.lower().startswith("s3://"):
+        raise BadInputError(f"--out {out}: a store is written to a path or to s3://BUCKET/KEY "
+                            "(https is read only)")
+    fmt = store_format(out)
+    if re.search(r"\.v\d+$", out):
+        raise BadInputError(f"--out {out}: one version of a Parquet store, which is never "
+                            "written again; give the store's name, NAME.parquet")
+    c = RemoteClaim(place(out), fmt)
+    c.check()  # first: what is not ours is refused before anything is scanned
+    return c
