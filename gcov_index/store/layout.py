@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AccessError, BadInputError, ValidationError
+from . import icechunk as icechunk_store
 
 try:
     import fcntl
@@ -50,7 +51,7 @@ def folder_flags() -> int:
     return os.O_RDONLY | O_DIRECTORY | getattr(os, "O_CLOEXEC", 0) if O_DIRECTORY else 0
 
 
-FORMATS = {".json": "json", ".parquet": "parquet"}
+FORMATS = {".json": "json", ".parquet": "parquet", ".icechunk": "icechunk"}
 STORE_ATTR = "gcov_index"
 INTEGRITY = "integrity"
 INTEGRITY_VERSION = 1
@@ -70,7 +71,7 @@ def store_format(path: str | Path) -> str:
         return "parquet"  # one version of a Parquet store, opened by its folder's name
     if suffix not in FORMATS:
         raise BadInputError(f"{path}: unknown store format {suffix or '(no suffix)'!r}; "
-                            "name it NAME.json or NAME.parquet")
+                            "name it NAME.json, NAME.parquet or NAME.icechunk")
     return FORMATS[suffix]
 
 
@@ -506,13 +507,17 @@ def _pin(name: str, path: Path) -> tuple[Path, int | None]:
     raise AccessError(f"{name}: replaced too often while opening; try again")
 
 
-def open_handle(store: str | Path | StoreHandle, *, verify: bool = True) -> StoreHandle:
+def open_handle(store: str | Path | StoreHandle, *, verify: bool = True,
+                access=None) -> StoreHandle:
     """Open a store once: one version, its metadata read, checked against its integrity record
-    (``verify``; a damaged store raises ValidationError, exit 6)."""
+    (``verify``; a damaged store raises ValidationError, exit 6). ``access`` reaches an
+    ``s3://`` Icechunk store."""
     if isinstance(store, StoreHandle):
         return store
     name, path = str(store), Path(store)
-    fmt = store_format(path)
+    fmt = store_format(name)
+    if fmt == "icechunk":  # one snapshot (the head of main), its own integrity: checksums
+        return _open_icechunk(name, access)
     handle = _open_json(name, path) if fmt == "json" else _open_parquet(name, path)
     return handle.verify() if verify else handle
 
@@ -556,6 +561,14 @@ def _open_json(name: str, path: Path) -> StoreHandle:
     if not isinstance(meta, dict):
         raise BadInputError(not_json)
     return StoreHandle(name, path, "json", doc, meta)
+
+
+def _open_icechunk(name: str, access=None) -> StoreHandle:
+    """An Icechunk repository: ``fo`` is its opened snapshot (:class:`icechunk_store.Opened`:
+    repository, read-only session, snapshot id), ``meta`` its metadata in zarr v2 terms."""
+    opened = icechunk_store.open_repo(name, access, authorize=False)
+    where = name if icechunk_store.is_remote(name) else Path(name)
+    return StoreHandle(name, where, "icechunk", opened, opened.meta)
 
 
 def _open_parquet(name: str, path: Path) -> StoreHandle:

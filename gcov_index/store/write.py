@@ -30,6 +30,8 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from ..index.tree import VirtualTree
+from ..io.access import Access
+from . import icechunk as icechunk_store
 from .kerchunk import consolidated, expand_templates, record_size, tree_to_refs, with_integrity
 from .layout import (
     INTEGRITY,
@@ -106,10 +108,12 @@ def _is_parquet_store(folder: Path) -> bool:
         return False
 
 
-def check_out(out: Path, fmt: str) -> str:
+def check_out(out: Path | str, fmt: str) -> str:
     """What ``--out`` holds: "absent", "store" (a JSON store), "link" (a Parquet store's link
     to its version) or "folder" (a Parquet store written by an older gcov-index). Anything
     else is refused with one line, untouched."""
+    if fmt == "icechunk":  # a folder or an s3:// prefix that only Icechunk writes
+        return icechunk_store.check_out(out)
     if not os.path.lexists(out):
         return "absent"
     if out.is_symlink():
@@ -334,9 +338,51 @@ class Claim:
         return out
 
 
+class IcechunkClaim:
+    """``--out NAME.icechunk`` held by one build: :meth:`write` commits the tree as one
+    snapshot on ``main`` (:func:`gcov_index.store.icechunk.write_icechunk`)."""
+
+    fmt = "icechunk"
+
+    def __init__(self, out: str | Path, access: Access | None):
+        self.out = out
+        self.access = access
+
+    def write(self, tree: VirtualTree) -> str | Path:
+        icechunk_store.write_icechunk(tree, self.out, self.access or Access.from_env())
+        return self.out
+
+
 @contextlib.contextmanager
-def claim(out: str | Path) -> Iterator[Claim]:
-    """Hold ``out`` for one build (see :class:`Claim`); a second build of it is refused."""
+def _claim_icechunk(out: str | Path, access: Access | None) -> Iterator[IcechunkClaim]:
+    """A local repository is locked as the other formats are (``.NAME.icechunk.lock``; Icechunk
+    says its local file system storage is not safe for concurrent commits); on S3, Icechunk's
+    commit is a conditional write: a build whose branch moved meanwhile fails in one line."""
+    icechunk_store.check_out(out, access)  # what is not a repository is refused untouched
+    if icechunk_store.is_remote(out):
+        yield IcechunkClaim(str(out), access)
+        return
+    path = Path(out).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"--out {out}: cannot create {path.parent} ({e.strerror})") from None
+    fd = _lock(path)
+    try:
+        icechunk_store.check_out(path, access)
+        yield IcechunkClaim(path, access)
+    finally:
+        _unlock(path, fd)
+
+
+@contextlib.contextmanager
+def claim(out: str | Path, access: Access | None = None) -> Iterator[Claim | IcechunkClaim]:
+    """Hold ``out`` for one build (see :class:`Claim`); a second build of it is refused.
+    ``access`` reaches an ``s3://`` Icechunk output and names the virtual chunk containers."""
+    if icechunk_store.is_icechunk(out):
+        with _claim_icechunk(out, access) as c:
+            yield c
+        return
     out = Path(out)
     fmt = store_format(out)
     if out.suffix.lower() not in (".json", ".parquet"):
@@ -360,10 +406,11 @@ def claim(out: str | Path) -> Iterator[Claim]:
         _unlock(out, fd)
 
 
-def write_store(tree: VirtualTree, out: str | Path) -> Path:
-    """Write the tree to ``out`` (.json or .parquet) in one step; an existing store is replaced
-    only once the new one is complete, and anything else at ``out`` is refused."""
-    with claim(out) as c:
+def write_store(tree: VirtualTree, out: str | Path, access: Access | None = None) -> Path:
+    """Write the tree to ``out`` (.json, .parquet or .icechunk) in one step; an existing store
+    is replaced only once the new one is complete (an Icechunk repository gets a new commit),
+    and anything else at ``out`` is refused."""
+    with claim(out, access) as c:
         return c.write(tree)
 
 
