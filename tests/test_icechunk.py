@@ -24,6 +24,7 @@ from gcov_index.errors import BadInputError
 from gcov_index.read.info import store_info
 from gcov_index.read.open import open_store
 from gcov_index.read.subset import subset
+from gcov_index.read.validate import validate
 from gcov_index.store import icechunk as ic
 from gcov_index.store.build import build
 from tests.support.services import BUCKET
@@ -112,7 +113,9 @@ def test_no_credential_is_written_into_the_repository(stores, archive):
 def test_info_and_subset_read_it(stores):
     info = store_info(stores["icechunk"])
     assert [s["id"] for s in info.stacks] == ["T172A_F008"] and len(info.granules) == 3
-    assert info.grids["A"]["variables"]
+    assert info.grids["A"]["variables"] and info.integrity.startswith("Icechunk snapshot ")
+    with pytest.raises(BadInputError, match="validate does not check Icechunk stores yet"):
+        validate(stores["icechunk"], access=stores["access"])
     rows = subset(stores["icechunk"], (-118.1, 36.95, -118.05, 37.0), access=stores["access"])
     parquet = subset(stores["parquet"], (-118.1, 36.95, -118.05, 37.0), access=stores["access"])
     np.testing.assert_array_equal(rows["frequencyA_HHHH"].values,
