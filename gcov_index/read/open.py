@@ -86,8 +86,10 @@ def icechunk_session(handle: StoreHandle, *, protocol: str | None = None,
         raise BadInputError(f"{handle}: an Icechunk store is read where its references point "
                             f"({', '.join(sorted(built))}); protocol={protocol!r} cannot rewrite "
                             "them (build it with --protocol " + protocol + ")")
-    opened = icechunk_store.open_repo(handle.name, access,
-                                      snapshot_id=handle.fo.session.snapshot_id, meta=False)
+    opened = handle.fo
+    if not (opened.authorized and getattr(handle, "access", None) is access):  # opened for another reader
+        opened = icechunk_store.open_repo(handle.name, access,
+                                          snapshot_id=opened.session.snapshot_id, meta=False)
     _read_concurrency()
     return opened.session
 

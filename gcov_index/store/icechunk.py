@@ -570,6 +570,67 @@ class Opened:
     repo: Any
     session: Any
     meta: dict
+    authorized: bool = False
+
+
+class LazyMeta(dict):
+    """The metadata of a snapshot, read when first asked for beyond the root group's: opening
+    a store needs only its root attributes (the ``gcov_index`` record), and listing every
+    node of a repository costs a listing of every key."""
+
+    def __init__(self, store):
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.core.sync import sync
+
+        super().__init__()
+        self._store = store
+        root = sync(store.get("zarr.json", default_buffer_prototype()))
+        attrs = json.loads(root.to_bytes()).get("attributes") or {} if root is not None else {}
+        self._root = {".zgroup": {"zarr_format": 2}, ".zattrs": attrs}
+        self._loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            dict.update(self, v2_metadata(self._store))
+            self._loaded = True
+
+    def __getitem__(self, key):
+        if key in self._root and not self._loaded:
+            return self._root[key]
+        self._load()
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        if key in self._root and not self._loaded:
+            return self._root[key]
+        self._load()
+        return dict.get(self, key, default)
+
+    def __contains__(self, key) -> bool:
+        if key in self._root and not self._loaded:
+            return True
+        self._load()
+        return dict.__contains__(self, key)
+
+    def __iter__(self):
+        self._load()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._load()
+        return dict.__len__(self)
+
+    def keys(self):
+        self._load()
+        return dict.keys(self)
+
+    def items(self):
+        self._load()
+        return dict.items(self)
+
+    def values(self):
+        self._load()
+        return dict.values(self)
 
 
 def not_found_errors() -> type[BaseException]:
@@ -605,7 +666,8 @@ def open_repo(store: str | Path, access: Access | None = None, *, authorize: boo
         raise
     except icechunk.IcechunkError as e:
         raise AccessError(f"{store}: cannot open the Icechunk repository ({_first(e)})") from None
-    return Opened(repo, session, v2_metadata(session.store) if meta else {})
+    return Opened(repo, session, LazyMeta(session.store) if meta else {},
+                  authorized=authorize and access is not None)
 
 
 def v2_metadata(store) -> dict[str, dict]:

@@ -566,9 +566,11 @@ def _open_json(name: str, path: Path) -> StoreHandle:
 def _open_icechunk(name: str, access=None) -> StoreHandle:
     """An Icechunk repository: ``fo`` is its opened snapshot (:class:`icechunk_store.Opened`:
     repository, read-only session, snapshot id), ``meta`` its metadata in zarr v2 terms."""
-    opened = icechunk_store.open_repo(name, access, authorize=False)
+    opened = icechunk_store.open_repo(name, access, authorize=access is not None)
     where = name if icechunk_store.is_remote(name) else Path(name)
-    return StoreHandle(name, where, "icechunk", opened, opened.meta)
+    handle = StoreHandle(name, where, "icechunk", opened, opened.meta)
+    handle.access = access  # whom its session's containers are authorized for
+    return handle
 
 
 def _open_parquet(name: str, path: Path) -> StoreHandle:
