@@ -13,6 +13,7 @@ import textwrap
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import icechunk
 import numpy as np
@@ -237,3 +238,23 @@ def test_kill_9_during_a_commit_leaves_the_previous_snapshot(archive, urls, tmp_
     assert len(after) == len(before) + 1 and after[1:] == before
     assert after[0]["message"].startswith("gcov-index update: 1 added, 0 replaced")
     assert open_store(out, group=GRID, access=access)["HHHH"].shape[0] == 3
+
+
+def test_https_store_reads_with_the_token_sent_to_the_endpoint_only(archive, stack, stores,
+                                                                    tmp_path):
+    """Built from https URLs: the HTTPS container gets the bearer token in the reader's own
+    config (never in the repository); the endpoint's redirects to pre-signed URLs on another
+    host are followed without it (2 requests a chunk: Icechunk's HTTP store follows them)."""
+    access = archive.access()
+    urls = [archive.https_url(p.name) for p in stack["paths"]]
+    out = tmp_path / "https.icechunk"
+    build(urls, out, access=access, cache=False)
+    for path in out.rglob("*"):
+        assert not (path.is_file() and archive.token.encode() in path.read_bytes()), path
+    signed = urlparse(archive.signed.url).netloc
+    seen = archive.hosts[signed].total
+    hh = open_store(out, group=GRID, access=access)["HHHH"].values
+    parquet = open_store(stores["parquet"], group=GRID, access=access)["HHHH"].values
+    np.testing.assert_array_equal(hh, parquet)
+    assert archive.hosts[signed].total > seen  # read at the pre-signed URLs
+    assert not archive.hosts[signed].with_authorization()
