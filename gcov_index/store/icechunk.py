@@ -369,7 +369,7 @@ def _write_nodes(store, tree: VirtualTree) -> None:
 async def _write_all(store, tree: VirtualTree, concurrency: int = 64) -> None:
     """Metadata documents are made with zarr-python's metadata classes and written with
     ``store.set``, all at once. (zarr's ``create_array`` / ``open_group`` run concurrently on
-    an Icechunk store deadlocked in 3 of 5 runs: zarr formats the store with ``str()``, a
+    an Icechunk store deadlocked in 5 of 7 runs: zarr formats the store with ``str()``, a
     blocking call into Icechunk, from inside the event loop while other writes hold the
     session.)"""
     from zarr.core.buffer import default_buffer_prototype
