@@ -229,6 +229,8 @@ def _check_store(store: str) -> None:
         raise BadInputError(f"{store}: is a directory, not a JSON store")
     if fmt == "json" and not stat.S_ISREG(mode):
         raise BadInputError(f"{store}: not a regular file")
+    if fmt == "icechunk" and not stat.S_ISDIR(mode):
+        raise BadInputError(f"{store}: is a file, not an Icechunk repository (a directory)")
     if fmt == "parquet" and not stat.S_ISDIR(mode):
         raise BadInputError(f"{store}: is a file, not a Parquet store (a directory)")
 
@@ -328,7 +330,10 @@ def cmd_build(args) -> int:
     # a bad --out or cache fails before the search and the scan
     if not args.out.strip():
         raise BadInputError("--out '': give the store's name, NAME.json or NAME.parquet")
-    if not args.out.lower().startswith(("s3://", "https://", "http://")):  # remote: at claim
+    if store_format(args.out) == "icechunk":  # a folder or an s3:// prefix: the store layer
+        if not args.out.startswith("s3://"):  # checks it (s3://: when the build claims it)
+            check_out(Path(args.out).expanduser(), "icechunk")
+    elif not args.out.lower().startswith(("s3://", "https://", "http://")):  # remote: at claim
         _check_output("--out", args.out, directory=store_format(args.out) == "parquet")
         check_out(Path(args.out).expanduser(), store_format(args.out))  # only a store replaced
     if not args.no_cache and not args.dry_run:

@@ -33,7 +33,9 @@ import json
 import os
 import re
 import shlex
+import sys
 import traceback
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,7 +129,11 @@ def run_bash(block: Block, setenv) -> Ran:
 
 def run_python(block: Block, setenv=None) -> Ran:
     ran = Ran()
-    ns: dict = {"__name__": f"readme_{block.name.replace('-', '_')}"}
+    # the block's namespace is a module, as a user's script is: what it defines pickles
+    # (Icechunk pickles a refreshable-credentials callback)
+    module = types.ModuleType(f"readme_{block.name.replace('-', '_')}")
+    sys.modules[module.__name__] = module
+    ns: dict = module.__dict__
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
@@ -285,10 +291,23 @@ def _plain_xarray(ran: Ran, work: Path) -> bool:
             and ns["desc"].sizes["time"] == 1 and "science" in ns["dt"].children)
 
 
+def _icechunk(ran: Ran, work: Path) -> bool:
+    build, _, subset = ran.commands
+    return "5 granules" in build["out"] and len(_csv(subset["out"])) == 5
+
+
+def _python_icechunk(ran: Ran, work: Path) -> bool:
+    ns = ran.namespace
+    return (ns["ds"]["HHHH"].rio.crs.to_epsg() == 32637 and _series(ns["series"], 5)
+            and ns["log"][0].startswith("gcov-index build: 5 granules")
+            and ns["hh"].sizes["time"] == 5)
+
+
 # block name -> what it must give, beyond running without an error
 CHECKS = {"use": _use, "python-search": _python_search, "python-open": _python_open,
           "stacks": _stacks, "python-stacks": _python_stacks, "subset": _subset,
-          "plain-xarray": _plain_xarray}
+          "plain-xarray": _plain_xarray, "icechunk": _icechunk,
+          "python-icechunk": _python_icechunk}
 
 
 def test_the_readme_marks_the_blocks_it_means_to_run():

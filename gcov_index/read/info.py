@@ -110,6 +110,9 @@ def store_info(store: str | Path) -> StoreInfo:
                      n_bytes_referenced=attrs.get("n_bytes_referenced", 0),
                      extra={k: v for k, v in attrs.items() if k not in known},
                      stacks=described)
+    if handle.fmt == "icechunk":
+        info.integrity = (f"Icechunk snapshot {handle.fo.session.snapshot_id} of main "
+                          "(Icechunk's own checks; no kerchunk integrity record)")
     if record is not None:
         arrays = record.get("arrays", {})
         files = f", {len(record['files'])} refs files" if "files" in record else ""

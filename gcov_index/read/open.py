@@ -15,6 +15,7 @@ import zarr
 
 from ..errors import BadInputError
 from ..io.access import Access, family
+from ..store import icechunk as icechunk_store
 from ..store.layout import StoreHandle, open_handle, reference_filesystem
 
 
@@ -84,6 +85,9 @@ def zarr_store(store: str | Path | StoreHandle, *, protocol: str | None = None,
     access = access or Access.from_env()
     handle = open_handle(store, access=access)  # resolved, read and checked once; pinned
     urls = handle.urls
+    if handle.fmt == "icechunk":
+        return icechunk_session(handle, protocol=protocol, access=access,
+                                concurrency=concurrency).store
     rewrite = protocol_rewriter(access, protocol, store, urls) if protocol else None
     # Every remote URL the references name, whatever their scheme and host, is read through
     # the Access's router: S3 with the temporary credentials at the configured endpoint, the
@@ -102,6 +106,25 @@ def store_kind(store) -> str:
     """Which opener reads ``store``: ``kerchunk`` (a JSON or Parquet reference store, a path or
     an s3:// or https:// URL)."""
     return "kerchunk"
+
+
+def icechunk_session(handle: StoreHandle, *, protocol: str | None = None,
+                     access: Access | None = None, concurrency: int | None = None):
+    """A read-only Icechunk session of the snapshot ``handle`` opened, its virtual chunk
+    containers authorized for ``access``: refreshable Earthdata S3 credentials, the token as a
+    header only for HTTPS hosts that may get it. Chunks are read where the store names them."""
+    access = access or Access.from_env()
+    built = {family(u) for u in handle.urls} - {"file"}
+    if protocol is not None and built - {protocol}:
+        raise BadInputError(f"{handle}: an Icechunk store is read where its references point "
+                            f"({', '.join(sorted(built))}); protocol={protocol!r} cannot rewrite "
+                            "them (build it with --protocol " + protocol + ")")
+    opened = handle.fo
+    if not (opened.authorized and getattr(handle, "access", None) is access):  # opened for another reader
+        opened = icechunk_store.open_repo(handle.name, access,
+                                          snapshot_id=opened.session.snapshot_id, meta=False)
+    _read_concurrency(concurrency)
+    return opened.session
 
 
 def open_store(store: str | Path | StoreHandle, *, group: str | None = None,
@@ -143,11 +166,12 @@ def _open_kerchunk(store, *, group, stack, protocol, access, chunks, concurrency
     # Metadata from the consolidated .zmetadata (one key, every node parsed), except for one
     # group of a Parquet store, whose own few keys are cheaper. Without it, listing a group of
     # a JSON store makes fsspec build a directory of every reference (0.2 s for 5 granules).
-    consolidated = group is None or handle.fmt == "json"
+    consolidated = (group is None or handle.fmt == "json") and handle.fmt != "icechunk"
     try:
-        return xr.open_datatree(zs, engine="zarr", consolidated=consolidated, zarr_format=2,
+        return xr.open_datatree(zs, engine="zarr", consolidated=consolidated,
+                                zarr_format=3 if handle.fmt == "icechunk" else 2,
                                 chunks=chunks, group=group, **open_kwargs)
-    except (KeyError, FileNotFoundError) as e:
+    except (KeyError, FileNotFoundError, icechunk_store.not_found_errors()) as e:
         if group is None:
             raise
         stacks = [x["id"] for x in handle.stacks if x["group"]]

@@ -112,6 +112,9 @@ def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str
     reference against the source's chunk index, and ``sample`` chunks per granule."""
     if sample < 0:
         raise BadInputError(f"--sample {sample}: give 0 (fingerprints only) or more chunks")
+    if str(store).rstrip("/").lower().endswith(".icechunk"):
+        raise BadInputError(f"{store}: validate does not check Icechunk stores yet (info and "
+                            "subset read them; Icechunk checks its own snapshots)")
     access = access or Access.from_env()
     with opened(store, verify=False) as handle:  # one version; damage is reported below
         granules = handle.attrs["granules"]

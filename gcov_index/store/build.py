@@ -89,7 +89,7 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     selection = select_latest(inputs, maturity)
     if not selection.selected and not selection.unnamed:
         raise BadInputError(f"no GCOV data granules among the {len(inputs)} inputs")
-    with claim(out) as target:  # locked, checked, leftovers gone: before any scan
+    with claim(out, access) as target:  # locked, checked, leftovers gone: before any scan
         store = ManifestCache((cache_dir or default_cache_dir()) if cache else None)
         when = _now().isoformat(timespec="seconds")
         old = None if replace else existing(out)  # incremental: its granules are not rescanned

@@ -36,6 +36,7 @@ from typing import Any
 
 from ..errors import AccessError, BadInputError, ValidationError
 from ..io.remote import ObjectFiles, Place, is_remote, place
+from . import icechunk as icechunk_store
 
 try:
     import fcntl
@@ -51,7 +52,7 @@ def folder_flags() -> int:
     return os.O_RDONLY | O_DIRECTORY | getattr(os, "O_CLOEXEC", 0) if O_DIRECTORY else 0
 
 
-FORMATS = {".json": "json", ".parquet": "parquet"}
+FORMATS = {".json": "json", ".parquet": "parquet", ".icechunk": "icechunk"}
 STORE_ATTR = "gcov_index"
 INTEGRITY = "integrity"
 INTEGRITY_VERSION = 1
@@ -71,7 +72,7 @@ def store_format(path: str | Path) -> str:
         return "parquet"  # one version of a Parquet store, opened by its folder's name
     if suffix not in FORMATS:
         raise BadInputError(f"{path}: unknown store format {suffix or '(no suffix)'!r}; "
-                            "name it NAME.json or NAME.parquet")
+                            "name it NAME.json, NAME.parquet or NAME.icechunk")
     return FORMATS[suffix]
 
 
@@ -693,10 +694,13 @@ def open_handle(store: str | Path | StoreHandle, *, verify: bool = True,
 
     ``store`` is a path, or the URL of a store in a bucket (``s3://``, the team's credentials
     from the standard AWS chain) or behind ``https://`` (through ``access``'s router: the
-    Earthdata token only to a host meant to get it)."""
+    Earthdata token only to a host meant to get it). A ``NAME.icechunk`` repository (local or
+    ``s3://``, ``access`` reaching the latter) opens at the head of ``main``."""
     if isinstance(store, StoreHandle):
         return store
     name = str(store)
+    if store_format(name.split("?", 1)[0]) == "icechunk":  # one snapshot, its own checksums
+        return _open_icechunk(name, access)
     if is_remote(name):
         fmt = store_format(name.split("?", 1)[0])
         where = place(name, access)
@@ -826,6 +830,16 @@ def _parse_zmetadata(name: str, raw: bytes) -> tuple[dict, int | None]:
         _PARSED.clear()
     _PARSED[key] = (meta, record_size)
     return meta, record_size
+
+
+def _open_icechunk(name: str, access=None) -> StoreHandle:
+    """An Icechunk repository: ``fo`` is its opened snapshot (:class:`icechunk_store.Opened`:
+    repository, read-only session, snapshot id), ``meta`` its metadata in zarr v2 terms."""
+    opened = icechunk_store.open_repo(name, access, authorize=access is not None)
+    where = name if icechunk_store.is_remote(name) else Path(name)
+    handle = StoreHandle(name, where, "icechunk", opened, opened.meta)
+    handle.access = access  # whom its session's containers are authorized for
+    return handle
 
 
 def _open_parquet(name: str, path: Path) -> StoreHandle:

@@ -31,7 +31,9 @@ from pathlib import Path
 
 from ..errors import BadInputError
 from ..index.tree import VirtualTree
+from ..io.access import Access
 from ..io.remote import Place, is_remote, place
+from . import icechunk as icechunk_store
 from .kerchunk import consolidated, expand_templates, record_size, tree_to_refs, with_integrity
 from .layout import (
     INTEGRITY,
@@ -110,10 +112,12 @@ def _is_parquet_store(folder: Path) -> bool:
         return False
 
 
-def check_out(out: Path, fmt: str) -> str:
+def check_out(out: Path | str, fmt: str) -> str:
     """What ``--out`` holds: "absent", "store" (a JSON store), "link" (a Parquet store's link
     to its version) or "folder" (a Parquet store written by an older gcov-index). Anything
     else is refused with one line, untouched."""
+    if fmt == "icechunk":  # a folder or an s3:// prefix that only Icechunk writes
+        return icechunk_store.check_out(out)
     if not os.path.lexists(out):
         return "absent"
     if out.is_symlink():
@@ -340,10 +344,54 @@ class Claim:
         return out
 
 
+class IcechunkClaim:
+    """``--out NAME.icechunk`` held by one build: :meth:`write` commits the tree as one
+    snapshot on ``main`` (:func:`gcov_index.store.icechunk.write_icechunk`)."""
+
+    fmt = "icechunk"
+
+    def __init__(self, out: str | Path, access: Access | None):
+        self.out = out
+        self.access = access
+
+    def write(self, tree: VirtualTree, progress: bool = False) -> str | Path:
+        icechunk_store.write_icechunk(tree, self.out, self.access or Access.from_env())
+        return self.out
+
+
 @contextlib.contextmanager
-def claim(out: str | Path) -> Iterator[Claim | RemoteClaim]:
+def _claim_icechunk(out: str | Path, access: Access | None) -> Iterator[IcechunkClaim]:
+    """A local repository is locked as the other formats are (``.NAME.icechunk.lock``; Icechunk
+    says its local file system storage is not safe for concurrent commits); on S3, Icechunk's
+    commit is a conditional write: a build whose branch moved meanwhile fails in one line."""
+    icechunk_store.check_out(out, access)  # what is not a repository is refused untouched
+    if icechunk_store.is_remote(out):
+        yield IcechunkClaim(str(out), access)
+        return
+    path = Path(out).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"--out {out}: cannot create {path.parent} ({e.strerror})") from None
+    fd = _lock(path)
+    try:
+        icechunk_store.check_out(path, access)
+        yield IcechunkClaim(path, access)
+    finally:
+        _unlock(path, fd)
+
+
+@contextlib.contextmanager
+def claim(out: str | Path, access: Access | None = None
+          ) -> Iterator[Claim | RemoteClaim | IcechunkClaim]:
     """Hold ``out`` for one build (see :class:`Claim`); a second build of it is refused.
-    An ``s3://`` ``out`` is a store in a bucket (:class:`RemoteClaim`)."""
+    An ``s3://`` JSON or Parquet ``out`` is a store in a bucket (:class:`RemoteClaim`); a
+    ``NAME.icechunk`` one an Icechunk repository, local or on S3 (:class:`IcechunkClaim`),
+    ``access`` reaching an ``s3://`` one and naming the virtual chunk containers."""
+    if icechunk_store.is_icechunk(out):
+        with _claim_icechunk(out, access) as c:
+            yield c
+        return
     if is_remote(str(out)):
         yield remote_claim(str(out))
         return
@@ -370,10 +418,11 @@ def claim(out: str | Path) -> Iterator[Claim | RemoteClaim]:
         _unlock(out, fd)
 
 
-def write_store(tree: VirtualTree, out: str | Path) -> Path:
-    """Write the tree to ``out`` (.json or .parquet) in one step; an existing store is replaced
-    only once the new one is complete, and anything else at ``out`` is refused."""
-    with claim(out) as c:
+def write_store(tree: VirtualTree, out: str | Path, access: Access | None = None) -> Path:
+    """Write the tree to ``out`` (.json, .parquet or .icechunk) in one step; an existing store
+    is replaced only once the new one is complete (an Icechunk repository gets a new commit),
+    and anything else at ``out`` is refused."""
+    with claim(out, access) as c:
         return c.write(tree)
 
 
@@ -531,7 +580,7 @@ class RemoteClaim:
                                     "nothing of this build was published") from None
             raise
 
-    def write(self, tree: VirtualTree) -> str:
+    def write(self, tree: VirtualTree, progress: bool = False) -> str:  # no bar (yet)
         self.check()  # again: someone may have put something there meanwhile
         refs = with_integrity(tree_to_refs(tree))
         if self.fmt == "json":
