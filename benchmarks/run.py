@@ -463,6 +463,7 @@ def run_big(archive, root: Path, n: int, k: int, repeat: int) -> dict:
         maker = "benchmarks/bigstore.py (fallback until tests/support/bigstore.py lands)"
     res: dict = {"granules": n, "real_granules": k, "maker": maker}
     log(f"[{n}] big store from {k} scanned granules ...")
+    res["reused"] = any(root.glob(f"big-{n}-full.parquet"))
     t0 = time.perf_counter()
     store = bigstore.make_big_store(root, n=n, fmt="parquet", k=k, size="full", payload="sized")
     res["make_seconds"] = round(time.perf_counter() - t0, 1)
@@ -677,7 +678,8 @@ def markdown(doc: dict) -> str:
     if big:
         nb = big["granules"]
         o.append(f"\n### {nb} granules (store made by {big['maker']} from {big['real_granules']}"
-                 f" scanned sized granules in {big['make_seconds']} s, "
+                 f" scanned sized granules in {big['make_seconds']} s"
+                 f"{' (made before this run, reused)' if big.get('reused') else ''}, "
                  f"{_bytes(big['store_bytes'])})\n")
         for key, label in (("open_group", "open one grid group"),
                            ("open_tree", "open the whole tree")):
