@@ -380,7 +380,8 @@ def scan_cost(res: dict, urls, access) -> dict:
         out["measure_scan"] = "benchmarks/scan.py not present: build totals / granules"
         return out
     try:
-        out["measure_scan"] = _jsonable(measure_scan(urls, access=access))
+        # its own granules (sized, full size, cold then with a learned layout), its own archive
+        out["measure_scan"] = _jsonable(measure_scan(n=min(3, n)))
     except Exception as e:
         out["measure_scan"] = f"measure_scan failed: {type(e).__name__}: {e}"[:200]
     return out
@@ -456,14 +457,9 @@ def run_big(root: Path, real: Path, n: int, k: int, repeat: int, latency: float)
     ``k`` real granules are hard links to the first of ``real`` (written once): acquisition
     ``i`` of the big store is real granule ``i % k``, which the 5-granule archive's acquisition
     ``i`` is not, so the two archives are kept apart."""
+    from tests.support import bigstore
     from tests.support.services import LocalArchive
-
-    try:
-        from tests.support import bigstore
-        maker = "tests/support/bigstore.py"
-    except ImportError:
-        from benchmarks import bigstore
-        maker = "benchmarks/bigstore.py (fallback until tests/support/bigstore.py lands)"
+    maker = "tests/support/bigstore.py"
     base = bigstore.base_spec("full", "sized")
     reals = root / "archive" / "_real"
     reals.mkdir(parents=True, exist_ok=True)
@@ -566,13 +562,27 @@ def targets(doc: dict) -> list[tuple[str, str, bool | None, str]]:
     n = s["granules"]
     out = []
     sc = s["scan"]["gcov_index_per_granule"]
-    out.append(("scan ≤ 0.5 s and ≤ 4 MB per full-size granule (whole tree)",
-                f"{sc['seconds']:.2f} s, {_bytes(sc['bytes'])}, {sc['requests']:.0f} requests "
-                f"per granule (Parquet build / {n})",
-                sc["seconds"] <= 0.5 and sc["bytes"] <= 4e6,
-                f"reads {_bytes(sc['bytes'])} a granule (whole 4 MiB pages) where the whole "
-                "tree's metadata is a few dozen 64 KiB blocks" if sc["bytes"] > 4e6 else
-                "the scan is CPU-bound (HDF5 parsing)"))
+    ms = s["scan"].get("measure_scan")
+    frugal = next((rows for what, rows in ms["rows"].items() if what.startswith("gcov-index")
+                   and "before" not in what), None) if isinstance(ms, dict) else None
+    if frugal and not any(r["error"] for r in frugal):
+        cold, warm = frugal[0], frugal[1:] or frugal
+        wsec = statistics.median(r["seconds"] for r in warm)
+        top = max(r["bytes"] for r in frugal)
+        out.append(("scan ≤ 0.5 s and ≤ 4 MB per full-size granule (whole tree)",
+                    f"cold {cold['seconds']:.2f} s, {cold['requests']} requests; with the "
+                    f"layout learned {wsec:.2f} s; at most {_bytes(top)} a granule "
+                    f"(benchmarks/scan.py, {len(frugal)} granules)",
+                    cold["seconds"] <= 0.5 and wsec <= 0.5 and top <= 4e6,
+                    "bytes met; the time left is CPU (VirtualiZarr's parser and the h5py pass, "
+                    "~0.4 s a granule) plus one 20 ms round per miss on a cold layout"
+                    if top <= 4e6 else "reads more than 4 MB"))
+    else:
+        out.append(("scan ≤ 0.5 s and ≤ 4 MB per full-size granule (whole tree)",
+                    f"{sc['seconds']:.2f} s, {_bytes(sc['bytes'])}, {sc['requests']:.0f} requests "
+                    f"per granule (Parquet build / {n})",
+                    sc["seconds"] <= 0.5 and sc["bytes"] <= 4e6,
+                    f"measure_scan unavailable ({ms}); build totals per granule"))
     g = s["c_open_group_parquet"]["seconds"]
     local = "0 requests: all local work (the store's checks, zarr and xarray opening arrays)"
     out.append((f"open one grid group ≤ 0.05 s ({n} granules, Parquet)", f"{g:.3f} s",
@@ -697,7 +707,10 @@ def markdown(doc: dict) -> str:
     o.append(f"\nScan per granule: gcov-index (whole tree) {c['requests']:.1f} requests, "
              f"{_bytes(c['bytes'])}, {c['seconds']:.2f} s; VirtualiZarr (frequencyA only) "
              f"{v['requests']:.1f} requests, {_bytes(v['bytes'])}, {v['seconds']:.2f} s. "
-             f"`measure_scan`: {sc['measure_scan'] if isinstance(sc['measure_scan'], str) else 'see results.json'}.")
+             "(the build's totals divided by the granules).")
+    if isinstance(sc.get("measure_scan"), dict):
+        from benchmarks.scan import table as scan_table
+        o.append("\n" + scan_table(sc["measure_scan"]))
     st = s["startup"]
     o.append(f"\nStartup (median of {doc['repeat']} processes): `--help` {_s(st['help'])} s, "
              f"`--version` {_s(st['version'])} s, `python -c \"{BARE_IMPORT}\"` "
