@@ -8,6 +8,7 @@ Every scan is counted (``scans``): a granule's URL is scanned once over all the 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -75,7 +76,9 @@ def content(store: Path) -> tuple[dict, dict, dict]:
     """(metadata but the root attributes, every array's chunk references and inlined values,
     the root ``gcov_index`` attributes) of a store, as a reader gets them."""
     with open_handle(store) as h:
-        meta = dict(h.meta)
+        # a copy: an opened version's parsed metadata is shared within the process (parsed
+        # once per version), and the caller below pops from it
+        meta = copy.deepcopy(dict(h.meta))
         root = meta.pop(".zattrs")
         arrays = [k.removesuffix("/.zarray") for k in meta if k.endswith("/.zarray")]
         refs = {a: h.array_refs(a) for a in arrays}

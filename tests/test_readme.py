@@ -291,6 +291,12 @@ def _plain_xarray(ran: Ran, work: Path) -> bool:
             and ns["desc"].sizes["time"] == 1 and "science" in ns["dt"].children)
 
 
+def _workers(ran: Ran, work: Path) -> bool:
+    (build,) = ran.commands  # scanned in 2 worker processes (test_workers compares the bytes)
+    refs = json.loads((work / "stack-workers.json").read_text())["refs"]
+    return "5 granules" in build["out"] and "science/LSAR/GCOV/grids/frequencyA/HHHH/0.0.0" in refs
+
+
 def _icechunk(ran: Ran, work: Path) -> bool:
     build, _, subset = ran.commands
     return "5 granules" in build["out"] and len(_csv(subset["out"])) == 5
@@ -306,7 +312,7 @@ def _python_icechunk(ran: Ran, work: Path) -> bool:
 # block name -> what it must give, beyond running without an error
 CHECKS = {"use": _use, "python-search": _python_search, "python-open": _python_open,
           "stacks": _stacks, "python-stacks": _python_stacks, "subset": _subset,
-          "plain-xarray": _plain_xarray, "icechunk": _icechunk,
+          "plain-xarray": _plain_xarray, "workers": _workers, "icechunk": _icechunk,
           "python-icechunk": _python_icechunk}
 
 

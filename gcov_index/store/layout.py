@@ -699,8 +699,8 @@ def open_handle(store: str | Path | StoreHandle, *, verify: bool = True,
     if isinstance(store, StoreHandle):
         return store
     name = str(store)
-    if store_format(name.split("?", 1)[0]) == "icechunk":  # one snapshot, its own checksums
-        return _open_icechunk(name, access)
+    if store_format(name.split("?", 1)[0] if is_remote(name) else name) == "icechunk":
+        return _open_icechunk(name, access)  # one snapshot, its own checksums
     if is_remote(name):
         fmt = store_format(name.split("?", 1)[0])
         where = place(name, access)

@@ -235,7 +235,10 @@ def existing(out: str | Path) -> Existing | None:
         except ValidationError as e:  # not added to: what it holds is not to be trusted
             raise ValidationError(str(e).removesuffix("; build it again") +
                                   "; build it again with --replace (replace=True)") from None
-        return Existing(gi=h.attrs, manifests=manifests_from_store(h))
+        # an Icechunk repository's references are not read back here (yet): its granules come
+        # from the manifest cache, else are scanned again, as a store written before format 3
+        return Existing(gi=h.attrs, manifests=None if h.fmt == "icechunk"
+                        else manifests_from_store(h))
 
 
 def change_record(old: Existing | None, kept: list[GranuleManifest],
