@@ -336,6 +336,23 @@ def build_pools(meter, urls, access, work: Path) -> dict:
 
     params = inspect.signature(gi.build).parameters
     out: dict = {}
+    # worker processes and Dask workers read the token and the endpoints from the environment
+    # (an Access holding its token in memory keeps the scans in threads of this process): set
+    # them as a user would, before the cluster starts, and build with Access.from_env()
+    saved = dict(os.environ)
+    os.environ.update(access.endpoints.env() | {"EARTHDATA_TOKEN": access.token})
+    try:
+        access = gi.Access.from_env()
+        access.credentials.get()  # this process's credentials before timing, as for the others
+        return _build_pools(meter, urls, access, work, params, out)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _build_pools(meter, urls, access, work: Path, params, out: dict) -> dict:
+    import gcov_index as gi
+
     for pool in ("process", "thread"):
         if "pool" not in params:
             out[pool] = {"skipped": "not available: build() takes no pool= parameter"}
