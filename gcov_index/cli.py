@@ -350,7 +350,7 @@ def cmd_build(args) -> int:
     with _dask_client(args.dask) as client:
         result = build(inputs, args.out, access=access,
                        cache=not args.no_cache, cache_dir=args.cache_dir,
-                       workers=args.workers, pool="thread" if args.threads else "process",
+                       workers=args.workers, pool="thread" if args.threads else None,
                        client=client, progress=not args.quiet and _tty(sys.stderr),
                        maturity=args.maturity, replace=args.replace)
     sel = result.selection
@@ -407,7 +407,7 @@ def _update(args) -> int:
     with _dask_client(args.dask) as client:
         result = build(found, Path(args.update).expanduser(), access=access,
                        cache=not args.no_cache, cache_dir=args.cache_dir, workers=args.workers,
-                       pool="thread" if args.threads else "process", client=client,
+                       pool="thread" if args.threads else None, client=client,
                        progress=not args.quiet and _tty(sys.stderr), maturity=args.maturity)
     if result.unchanged:
         print(f"{args.update}: up to date, nothing new ({result.kept} granules kept)")

@@ -83,6 +83,9 @@ def _no_user_config(monkeypatch, tmp_path):
     monkeypatch.delenv("EARTHDATA_TOKEN", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("GCOV_INDEX_CACHE", str(tmp_path / "cache"))
+    # builds scan in threads here (a process pool spawns interpreters that import the scan's
+    # libraries: ~2 s a build on 2 cores); tests/test_workers.py tests the process pool
+    monkeypatch.setenv("GCOV_INDEX_POOL", "thread")
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,12 @@ from tests.support.services import free_port
 EPOCH = "1767225600"  # 2026-01-01: the provenance's "created", the same for every build
 
 
+@pytest.fixture(autouse=True)
+def _default_pool(monkeypatch):
+    """The library's default here: worker processes (the suite's conftest picks threads)."""
+    monkeypatch.delenv("GCOV_INDEX_POOL", raising=False)
+
+
 @pytest.fixture(scope="module")
 def client(archive):
     """Two worker processes, started with the archive's environment (their token source)."""

@@ -28,6 +28,7 @@ from .manifest import GranuleManifest
 from .scan import scan
 
 POOLS = ("process", "thread")
+POOL_ENV = "GCOV_INDEX_POOL"  # the default pool when none is given (else "process")
 START_METHOD = "spawn"  # forkserver's server keeps the environment of its first use: stale tokens
 
 
@@ -91,15 +92,16 @@ def default_workers(n: int) -> int:
 
 
 def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache,
-             workers: int | None = None, progress: bool = False, *, pool: str = "process",
+             workers: int | None = None, progress: bool = False, *, pool: str | None = None,
              client=None) -> tuple[list[GranuleManifest], int]:
     """Manifests of ``urls`` in order (cache first, the rest scanned) and how many were cached.
 
-    ``pool`` "process" (default) or "thread" with ``workers`` at once (None: the cores, at most
+    ``pool`` "process" (default: ``$GCOV_INDEX_POOL``, else "process") or "thread" with ``workers`` at once (None: the cores, at most
     one per granule); ``client`` a ``dask.distributed.Client``: the scans run on its cluster.
     A process pool given a token held in memory only (not from env, file or netrc) scans in
     threads instead, so the token never leaves this process.
     """
+    pool = pool or os.environ.get(POOL_ENV) or "process"
     if pool not in POOLS:
         raise BadInputError(f"pool {pool!r}: expected one of {', '.join(POOLS)}")
     out: list[GranuleManifest | None] = [None] * len(urls)

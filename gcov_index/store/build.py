@@ -57,7 +57,7 @@ class BuildResult:
 
 def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
           access: Access | None = None, cache: bool = True, cache_dir: str | Path | None = None,
-          workers: int | None = None, pool: str = "process", client=None,
+          workers: int | None = None, pool: str | None = None, client=None,
           progress: bool = False, extra_attrs: dict | None = None,
           maturity: str | Sequence[str] | None = None, replace: bool = False) -> BuildResult:
     """Index GCOV granules into one reference store of time-stacked granules.
@@ -70,7 +70,7 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     another. ``access`` defaults to ``Access.from_env()``. Manifests are cached in
     ``cache_dir`` (default :func:`~gcov_index.index.cache.default_cache_dir`) unless
     ``cache=False``. Scans run in ``workers`` processes (None: the cores), or threads with
-    ``pool="thread"``, or on a Dask cluster with ``client`` (a ``dask.distributed.Client``):
+    ``pool="thread"`` (default: ``$GCOV_INDEX_POOL``, else processes), or on a Dask cluster with ``client`` (a ``dask.distributed.Client``):
     see :func:`~gcov_index.index.workers.scan_all`.
 
     Into an existing store, only what is new is added (an *incremental* build, nothing scanned
