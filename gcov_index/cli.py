@@ -683,7 +683,8 @@ def _dask_client(address: str | None):
     try:
         from distributed import Client
     except ImportError:
-        raise BadInputError("--dask: dask.distributed is not installed") from None
+        raise BadInputError("--dask: dask.distributed is not installed "
+                            "(pip install 'gcov-index[distributed]')") from None
     try:
         client = Client(address, timeout=DASK_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as e:

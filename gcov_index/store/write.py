@@ -369,16 +369,21 @@ def _claim_icechunk(out: str | Path, access: Access | None) -> Iterator[Icechunk
         yield IcechunkClaim(str(out), access)
         return
     path = Path(out).expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInputError(f"--out {out}: cannot create {path.parent} ({e.strerror})") from None
-    fd = _lock(path)
+    fd = _locked_parent(path)
     try:
         icechunk_store.check_out(path, access)
         yield IcechunkClaim(path, access)
     finally:
         _unlock(path, fd)
+
+
+def _locked_parent(out: Path) -> int | None:
+    """``out``'s folder made if missing (one line if it cannot be), then ``out`` locked."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"--out {out}: cannot create {out.parent} ({e.strerror})") from None
+    return _lock(out)
 
 
 @contextlib.contextmanager
@@ -400,11 +405,7 @@ def claim(out: str | Path, access: Access | None = None
     if out.suffix.lower() not in (".json", ".parquet"):
         raise BadInputError(f"--out {out}: one version of a Parquet store, which is never "
                             "written again; give the store's name, NAME.parquet")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInputError(f"--out {out}: cannot create {out.parent} ({e.strerror})") from None
-    fd = _lock(out)
+    fd = _locked_parent(out)
     try:
         try:
             check_out(out, fmt)  # first: what is not ours is refused before anything is touched
