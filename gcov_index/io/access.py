@@ -266,14 +266,19 @@ class SourceReader(BlockStoreReader):
             self._failed(e)
 
 
+def _signed(store, path: str, url: str | None):
+    """``store``, or for a host that gets the token (:meth:`Access.route`) the pre-signed URL
+    the granule ``url`` redirects to (:class:`Redirects`), read as ``path``."""
+    redirects = getattr(store, "redirects", None)
+    return _SignedSource(redirects, url, store, path) if redirects is not None and url else store
+
+
 def open_reader(store, path: str, url: str | None = None) -> SourceReader:
     """A file-like reader of ``path`` in an obstore ``store`` for h5py, caching 4 MiB pages;
     ``reader.failure`` is the first request that failed (see :func:`read_failure`). A store of
     a host that gets the token (from :meth:`Access.route`) is read through the pre-signed URL
     the granule ``url`` redirects to (:class:`Redirects`)."""
-    redirects = getattr(store, "redirects", None)
-    if redirects is not None and url:
-        store, path = _SignedSource(redirects, url, store, path), path
+    store = _signed(store, path, url)
     reader = SourceReader(store, path, block_size=PAGE, max_cached_blocks=CACHED_PAGES)
     reader.url = url
     return reader
@@ -376,9 +381,7 @@ def open_frugal_reader(store, path: str, url: str | None = None, *, hint=frozens
                        size: int | None = None) -> FrugalReader:
     """:func:`open_reader` for the scan: a :class:`FrugalReader` (``size``, when known from
     the fingerprint just taken, saves a HEAD request)."""
-    redirects = getattr(store, "redirects", None)
-    if redirects is not None and url:
-        store, path = _SignedSource(redirects, url, store, path), path
+    store = _signed(store, path, url)
     reader = FrugalReader(store, path, hint=hint, size=size)
     reader.url = url
     return reader
