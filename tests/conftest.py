@@ -80,7 +80,8 @@ def access(archive_env) -> Access:
 @pytest.fixture(autouse=True)
 def _no_user_config(monkeypatch, tmp_path):
     """Tests never read the developer's token, netrc or cache."""
-    monkeypatch.delenv("EARTHDATA_TOKEN", raising=False)
+    for name in ("EARTHDATA_TOKEN", "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("GCOV_INDEX_CACHE", str(tmp_path / "cache"))
     # builds scan in threads here (a process pool spawns interpreters that import the scan's

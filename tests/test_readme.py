@@ -12,8 +12,9 @@ earlier one wrote (``stack.json``, ``both.json``). The archive is the demo's
 a :class:`CMRService` answering asf_search, found through the environment a user would set
 (``archive.env`` + ``cmr.env``: ``GCOV_INDEX_CMR_HOST``, ``EARTHDATA_TOKEN``,
 ``AWS_ENDPOINT_URL``, ...). The only stand-in a block does not see in its own text: NASA's
-``s3credentials`` address, which the plain-xarray block asks with ``requests.get``, is answered
-by the local one. The files a reader brings are written first: ``aoi.geojson`` (the seed's
+``s3credentials`` address, which the plain-xarray block asks with ``requests``, is answered
+by the local one; and ``NETRC`` names a file with a login for the credentials host, the trap
+that makes ``requests`` send it instead of the block's token. The files a reader brings are written first: ``aoi.geojson`` (the seed's
 area) and ``granules.txt`` (the archive's s3 URLs).
 
 ``bash`` blocks: each command (``\\`` continues a line, ``#`` starts a comment) must be
@@ -38,6 +39,7 @@ import traceback
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -163,14 +165,20 @@ def readme(tmp_path_factory):
             mp.setenv("GCOV_INDEX_CACHE", str(root / "cache"))
             mp.chdir(work)
             local = os.environ["GCOV_INDEX_S3CREDENTIALS_URL"]
-            real_get = requests.get
+            real_request = requests.Session.request
 
-            def get(url, *args, **kwargs):  # NASA's s3credentials, answered by the archive's
-                if isinstance(url, str) and url.startswith(NASA_CREDENTIALS):
+            def request(self, method, url, *args, **kwargs):  # NASA's s3credentials, answered
+                if isinstance(url, str) and url.startswith(NASA_CREDENTIALS):  # by the archive's
                     url = local + url[len(NASA_CREDENTIALS):]
-                return real_get(url, *args, **kwargs)
+                return real_request(self, method, url, *args, **kwargs)
 
-            mp.setattr(requests, "get", get)
+            mp.setattr(requests.Session, "request", request)
+            # the trap the plain-xarray blocks must avoid: a ~/.netrc entry for the credentials
+            # host, which requests would put in place of an explicit Bearer header (401)
+            netrc = root / "netrc"
+            netrc.write_text(f"machine {urlparse(local).hostname} login someone password x\n")
+            netrc.chmod(0o600)
+            mp.setenv("NETRC", str(netrc))
             # what a reader brings: an area file and a list of granules
             ring = SEED_AOI.removeprefix("POLYGON ((").removesuffix("))").split(", ")
             (work / "aoi.geojson").write_text(json.dumps({

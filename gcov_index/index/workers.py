@@ -38,7 +38,7 @@ class AccessSpec:
 
     endpoints: Endpoints
     retry: RetryPolicy
-    token_source: str | None  # "env:NAME", "file:PATH", "netrc" or None (no token)
+    token_source: str | None  # "env:NAME", "file:PATH", "netrc", "env-login" or None (no token)
 
     @classmethod
     def of(cls, access: Access) -> AccessSpec:
@@ -55,7 +55,7 @@ class AccessSpec:
         if src.startswith("env:"):
             token = os.environ.get(src[4:])
             return Access(endpoints=self.endpoints, retry=self.retry, token=token, token_source=src)
-        return Access.from_env(endpoints=self.endpoints, retry=self.retry)  # netrc
+        return Access.from_env(endpoints=self.endpoints, retry=self.retry)  # a login: netrc, env
 
 
 _ACCESS: dict[AccessSpec, Access] = {}  # per worker process: credentials fetched once, reused

@@ -34,7 +34,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import email.utils
-import os
 import re
 import threading
 import time
@@ -51,7 +50,7 @@ from obspec_utils.readers import BlockStoreReader
 from obstore.store import HTTPStore, LocalStore, S3Store
 
 from ..errors import AccessError, AuthError, first_line
-from .auth import TRANSIENT_STATUS, BearerAuth, CredentialProvider, find_token
+from .auth import TRANSIENT_STATUS, BearerAuth, CredentialProvider, find_token_and_source
 from .endpoints import PROD, Endpoints, is_loopback
 from .retry import DEFAULT, RetryPolicy
 
@@ -684,8 +683,8 @@ class Access:
     endpoints: Endpoints = PROD
     token: str | None = field(default=None, repr=False)
     retry: RetryPolicy = DEFAULT
-    # where the token came from, never the token: "env:EARTHDATA_TOKEN", "file:PATH", "netrc"
-    # (None: given in memory); what a worker is told so it fetches its own (index/workers.py)
+    # where the token came from, never the token: "env:EARTHDATA_TOKEN", "file:PATH", "netrc",
+    # "env-login" (None: given in memory, or an earthaccess login of this process); what a worker is told so it fetches its own (index/workers.py)
     token_source: str | None = field(default=None, repr=False, compare=False)
     _provider: CredentialProvider | None = field(default=None, init=False, repr=False,
                                                  compare=False)
@@ -702,9 +701,9 @@ class Access:
         ``s3_endpoint=``), the token from :func:`~gcov_index.io.auth.find_token`, the retry
         policy from ``retry`` or the environment (``RetryPolicy.from_env()``)."""
         endpoints = (endpoints or Endpoints.from_env()).with_(**endpoint_overrides)
-        found = find_token(token, token_file, edl_url=endpoints.edl_url)
-        source = (None if token or not found else f"file:{token_file}" if token_file
-                  else "env:EARTHDATA_TOKEN" if os.environ.get("EARTHDATA_TOKEN") else "netrc")
+        found, source = find_token_and_source(token, token_file, edl_url=endpoints.edl_url)
+        if source in ("argument", "earthaccess"):  # held by this process only
+            source = None
         return cls(endpoints=endpoints, retry=retry or RetryPolicy.from_env(), token=found,
                    token_source=source)
 

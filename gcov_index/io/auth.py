@@ -1,8 +1,10 @@
 """Earthdata Login token discovery and NISAR temporary S3 credentials.
 
-Token, in this order: an explicit value, a token file, ``EARTHDATA_TOKEN``, or a ``~/.netrc``
-entry for Earthdata Login (exchanged for a token at ``{edl}/api/users/find_or_create_token``, as
-earthaccess does). No token or credential is ever logged or written anywhere, and neither the
+The token, from the first of these that gives one (:data:`TOKEN_SOURCES`): an explicit value, a
+token file, ``EARTHDATA_TOKEN``, an earthaccess login of this process (``earthaccess.login()``,
+any of its strategies), ``EARTHDATA_USERNAME`` + ``EARTHDATA_PASSWORD`` (earthaccess's
+"environment" login), or a ``~/.netrc`` entry for Earthdata Login (earthaccess's "netrc"); a
+login is exchanged for a token at ``{edl}/api/users/find_or_create_token``, as earthaccess does. No token or credential is ever logged or written anywhere, and neither the
 token nor a login is sent over plain http, except to a loopback address (the local stand-ins).
 Redirects are not followed with the token: requests drops the ``Authorization`` header on a
 redirect to another host, and the ``s3credentials`` request does not follow redirects at all.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,12 +44,23 @@ class BearerAuth(requests.auth.AuthBase):
         return r
 
 
+# where find_token looks, in order; the README's "Earthdata Login" table says the same
+TOKEN_SOURCES = ("argument", "file", "env:EARTHDATA_TOKEN", "earthaccess", "env-login", "netrc")
+
+
 def find_token(token: str | None = None, token_file: str | Path | None = None,
                edl_url: str = PROD.edl_url) -> str | None:
-    """The Earthdata Login bearer token, or None when none is configured. A ``~/.netrc``
-    login for ``edl_url``'s host is exchanged for a token there."""
+    """The Earthdata Login bearer token, or None when none is configured."""
+    return find_token_and_source(token, token_file, edl_url)[0]
+
+
+def find_token_and_source(token: str | None = None, token_file: str | Path | None = None,
+                          edl_url: str = PROD.edl_url) -> tuple[str | None, str | None]:
+    """The token and where it came from (one of :data:`TOKEN_SOURCES`, ``file:PATH`` for a
+    file), or ``(None, None)``. A login (``EARTHDATA_USERNAME``/``EARTHDATA_PASSWORD``, or a
+    ``~/.netrc`` entry for ``edl_url``'s host) is exchanged for a token there."""
     if token:
-        return token.strip()
+        return token.strip(), "argument"
     if token_file:
         path = Path(token_file).expanduser()
         try:
@@ -55,10 +69,37 @@ def find_token(token: str | None = None, token_file: str | Path | None = None,
             raise AuthError(f"{path}: cannot read the token file ({e.strerror})") from None
         if not text:
             raise AuthError(f"{path}: the token file is empty")
-        return text
-    if os.environ.get("EARTHDATA_TOKEN"):
-        return os.environ["EARTHDATA_TOKEN"].strip()
-    return _token_from_netrc(edl_url)
+        return text, f"file:{token_file}"
+    if os.environ.get("EARTHDATA_TOKEN", "").strip():
+        return os.environ["EARTHDATA_TOKEN"].strip(), "env:EARTHDATA_TOKEN"
+    found = _token_from_earthaccess(edl_url)
+    if found:
+        return found, "earthaccess"
+    user, password = os.environ.get("EARTHDATA_USERNAME"), os.environ.get("EARTHDATA_PASSWORD")
+    if user and password:
+        return _exchange(edl_url, user, password, "EARTHDATA_USERNAME/EARTHDATA_PASSWORD"), \
+            "env-login"
+    found = _token_from_netrc(edl_url)
+    return (found, "netrc") if found else (None, None)
+
+
+def _token_from_earthaccess(edl_url: str) -> str | None:
+    """The token of an ``earthaccess.login()`` made in this process against ``edl_url``'s
+    host. earthaccess is not imported here: a process that has not imported it has not
+    logged in with it (its logins are not kept across processes; its "netrc" and
+    "environment" strategies are read here directly)."""
+    earthaccess = sys.modules.get("earthaccess")
+    if earthaccess is None:
+        return None
+    try:
+        auth = earthaccess.__auth__
+        host = auth.system.edl_hostname
+        token = (auth.token or {}).get("access_token") if auth.authenticated else None
+    except Exception:  # another earthaccess than the one this was written for: not a login
+        return None
+    if not token or host != (requests.utils.urlparse(edl_url).netloc or ""):
+        return None
+    return str(token).strip() or None
 
 
 def _plain_http(url: str) -> bool:
@@ -77,19 +118,28 @@ def _token_from_netrc(edl_url: str) -> str | None:
     if not entry:
         return None
     login, _, password = entry
+    return _exchange(edl_url, login, password or "", f"the ~/.netrc login for {host}")
+
+
+def _exchange(edl_url: str, login: str, password: str, what: str) -> str:
+    """A login exchanged for a token at Earthdata Login (``find_or_create_token``)."""
     url = edl_url.rstrip("/") + "/api/users/find_or_create_token"
     if _plain_http(url):
-        raise AuthError(f"{url}: not https; the ~/.netrc login for {host} is sent over https "
-                        "only (or to a loopback address)")
+        raise AuthError(f"{url}: not https; {what} is sent over https only (or to a loopback "
+                        "address)")
     try:
-        r = requests.post(url, auth=(login, password or ""), timeout=TIMEOUT)
+        r = requests.post(url, auth=(login, password), timeout=TIMEOUT)
     except requests.RequestException as e:
         raise AccessError(f"{url}: Earthdata Login is unreachable ({type(e).__name__})") from None
     if r.status_code in (401, 403):
-        raise AuthError(f"{url}: Earthdata Login rejected the ~/.netrc login for {host}")
+        raise AuthError(f"{url}: Earthdata Login rejected {what}")
     if not r.ok:
         raise AuthError(f"{url}: Earthdata Login answered HTTP {r.status_code}")
-    return r.json()["access_token"]
+    try:
+        return r.json()["access_token"]
+    except (ValueError, KeyError, TypeError):
+        raise AuthError(f"{url}: Earthdata Login answered something else than a token") \
+            from None
 
 
 @dataclass(frozen=True)

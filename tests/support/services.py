@@ -410,6 +410,16 @@ class _EarthdataHandler(_Quiet):
         auth = self.headers.get("Authorization", "")
         return auth.startswith("Bearer ") and auth[7:].strip() in svc.tokens
 
+    def _login_ok(self) -> bool:
+        """Basic auth of a known user (a login, as from ~/.netrc)."""
+        svc: EarthdataService = self.server.owner
+        auth = self.headers.get("Authorization", "")
+        try:
+            user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+        except ValueError:
+            return False
+        return bool(password) and svc.users.get(user) == password
+
     def do_GET(self) -> None:
         svc: EarthdataService = self.server.owner
         self._stats = svc.stats
@@ -422,6 +432,11 @@ class _EarthdataHandler(_Quiet):
                 return self._reply(401, b'{"error": "Unauthorized"}', content_type="application/json")
             body = json.dumps(svc.gateway.issue(svc.lifetime)).encode()
             return self._reply(200, body, content_type="application/json")
+        if path == "/profile":  # Earthdata Login's profile page: earthaccess.login() asks it
+            svc.stats.add("PROFILE", 0)
+            ok = self._bearer_ok() or self._login_ok()
+            return self._reply(200 if ok else 401, b"profile" if ok else b"Unauthorized",
+                               content_type="text/plain")
         if path.startswith("/NISAR/"):
             svc.stats.enter()
             try:
@@ -438,12 +453,7 @@ class _EarthdataHandler(_Quiet):
         self._body()
         if urlparse(self.path).path != "/api/users/find_or_create_token":
             return self._reply(404, b"not found", content_type="text/plain")
-        auth = self.headers.get("Authorization", "")
-        try:
-            user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
-        except ValueError:
-            user = password = ""
-        if svc.users.get(user) != password or not password:
+        if not self._login_ok():
             return self._reply(401, b'{"error": "invalid_credentials"}', content_type="application/json")
         body = json.dumps({"access_token": svc.token, "token_type": "Bearer",
                            "expiration_date": "12/31/2099"}).encode()
@@ -485,8 +495,42 @@ class EarthdataService:
         self._server = _Server(_EarthdataHandler, self)
         self.url = self._server.url
 
+    def tls(self) -> TLSFront:
+        """This service over https too (as Earthdata Login is: earthaccess asks
+        ``https://{edl_hostname}/...`` and nothing else). Stop it after use."""
+        return TLSFront(_EarthdataHandler, self)
+
     def stop(self) -> None:
         self._server.stop()
+
+
+class TLSFront:
+    """A service's handler on another loopback port over https, with a throw-away CA
+    (``trustme``): ``url``, ``host`` (``127.0.0.1:PORT``) and ``ca_file`` for
+    ``REQUESTS_CA_BUNDLE``."""
+
+    def __init__(self, handler, owner):
+        import ssl
+        import tempfile
+
+        import trustme
+
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        self._dir = tempfile.TemporaryDirectory(prefix="gcov-index-tls-")
+        self.ca_file = Path(self._dir.name) / "ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        self._server = _Server(handler, owner, ssl_context=context)
+        self.url = self._server.url
+        self.host = f"127.0.0.1:{self._server.port}"
+
+    def __enter__(self) -> TLSFront:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.stop()
+        self._dir.cleanup()
 
 
 # ---------------------------------------------------------------------------------------
