@@ -243,3 +243,21 @@ def test_the_series_and_its_plot(stores, archive_env):
         assert counts.get_ylabel() == "valid pixels in the box"
     finally:
         plt.close(fig)
+
+
+def test_times_with_nanoseconds_keep_a_unit_cftime_knows(tmp_path):
+    """A granule time with sub-microsecond digits: microseconds as floats (cftime has no
+    nanoseconds), not xarray's default ``nanoseconds since``."""
+    from gcov_index.read.subset import _describe
+
+    t = np.array(["2025-11-22T02:46:18.123456789"], dtype="datetime64[ns]")
+    series = xr.Dataset({"frequencyA_HHHH": ("time", np.float32([0.1]))}, coords={"time": t})
+    request = {"store": "s.json", "box": Box.parse(BBOX_LL), "variables": ["frequencyA/HHHH"],
+               "stat": "mean", "db": False, "protocol": None, "stack": None}
+    series = _describe(series, {"frequencyA/HHHH": {}}, request, {})
+    path = tmp_path / "ns.nc"
+    series.to_netcdf(path, engine="h5netcdf")
+    assert cf_problems(path) == []
+    with xr.open_dataset(path, engine="h5netcdf") as back:
+        assert back["time"].encoding["units"].startswith("microseconds since")
+        assert abs(int(back["time"].values[0] - t[0])) < 1000  # within 1 us

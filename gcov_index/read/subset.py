@@ -348,7 +348,9 @@ def _describe(series: xr.Dataset, layers: dict[str, dict], request: dict, produc
         what = f"{what[:1].lower()}{what[1:]} ({freq})"
         v = series[name]
         anc = [f"{name}_{s}" for s in (VALID, LOW, HIGH) if f"{name}_{s}" in series]
-        v.attrs.update({"layer": key, "ancillary_variables": " ".join(anc)})
+        v.attrs["layer"] = key
+        if anc:
+            v.attrs["ancillary_variables"] = " ".join(anc)
         if stat == "count":
             v.attrs.update({"long_name": f"number of valid (non-NaN) pixels in the box of {what}",
                             "units": "1", "standard_name": "number_of_observations"})
@@ -358,9 +360,10 @@ def _describe(series: xr.Dataset, layers: dict[str, dict], request: dict, produc
                             "cell_methods": CELL_METHODS[stat]})
             v.attrs["comment"] = (DB_COMMENT.format(stat=stat) + "; " if db else ""
                                   ) + NO_STANDARD_NAME
-        series[f"{name}_{VALID}"].attrs.update({
-            "long_name": f"number of valid (non-NaN) pixels in the box of {what}",
-            "units": "1", "standard_name": "number_of_observations"})
+        if f"{name}_{VALID}" in series:
+            series[f"{name}_{VALID}"].attrs.update({
+                "long_name": f"number of valid (non-NaN) pixels in the box of {what}",
+                "units": "1", "standard_name": "number_of_observations"})
         for suffix, pct in ((LOW, 25), (HIGH, 75)):
             if f"{name}_{suffix}" in series:
                 series[f"{name}_{suffix}"].attrs.update({
