@@ -355,11 +355,16 @@ def _describe(series: xr.Dataset, layers: dict[str, dict], request: dict, produc
             v.attrs.update({"long_name": f"number of valid (non-NaN) pixels in the box of {what}",
                             "units": "1", "standard_name": "number_of_observations"})
         else:
+            # a backscatter (diagonal) term is linear power, dimensionless; another layer
+            # (numberOfLooks, ...) keeps the product's units
+            units = "1" if db else str(attrs.get("units") or "1")
+            layer = key.rpartition("/")[2]
+            backscatter = len(layer) == 4 and layer[:2] == layer[2:]
             v.attrs.update({"long_name": f"{stat} over the box of {what}"
-                            + (", in dB" if db else ""), "units": "1",
+                            + (", in dB" if db else ""), "units": units,
                             "cell_methods": CELL_METHODS[stat]})
-            v.attrs["comment"] = (DB_COMMENT.format(stat=stat) + "; " if db else ""
-                                  ) + NO_STANDARD_NAME
+            v.attrs["comment"] = (DB_COMMENT.format(stat=stat) + "; " if db else "") + (
+                NO_STANDARD_NAME if backscatter else "no CF standard name for this GCOV layer")
         if f"{name}_{VALID}" in series:
             series[f"{name}_{VALID}"].attrs.update({
                 "long_name": f"number of valid (non-NaN) pixels in the box of {what}",
@@ -368,10 +373,10 @@ def _describe(series: xr.Dataset, layers: dict[str, dict], request: dict, produc
             if f"{name}_{suffix}" in series:
                 series[f"{name}_{suffix}"].attrs.update({
                     "long_name": f"{pct}th percentile of the pixel values in the box of {what}"
-                                 + (", in dB" if db else ""), "units": "1",
+                                 + (", in dB" if db else ""), "units": v.attrs["units"],
                     "comment": "CF cell_methods has no percentile method; "
                                + (DB_COMMENT.format(stat=f"{pct}th percentile") if db
-                                  else "linear power, like the layer")})
+                                  else "in the units of the layer")})
     series["time"].attrs.update({"standard_name": "time", "axis": "T",
                                  "long_name": "zero-Doppler start time of the granule (UTC)"})
     exact = bool(np.all(series["time"].values.astype("datetime64[us]")
@@ -518,7 +523,9 @@ def figure_series(series: xr.Dataset) -> Figure:
                         marker="s", markersize=3,
                         label=f"{layer}: valid pixels in the box (right axis)")
         units.add("dB" if "in dB" in da.attrs.get("long_name", "") else
-                  "pixels" if series.attrs.get("statistic") == "count" else "linear power")
+                  "pixels" if series.attrs.get("statistic") == "count" else
+                  "linear power" if NEAREST_NAME in da.attrs.get("comment", "") else
+                  f"units {da.attrs.get('units', '1')}")
     ax.set_xlabel("acquisition time (UTC)")
     ax.set_ylabel(f"{series.attrs.get('statistic', '')} ({', '.join(sorted(units))})")
     counts.set_ylabel("valid pixels in the box")
