@@ -58,8 +58,15 @@ def test_cli_writes_csv_netcdf_and_a_png(stores, stack, tmp_path, monkeypatch, a
     assert main(["subset", store, "--bbox", *bbox, "--db", "--var", "frequencyA/HHHH",
                  "--var", "frequencyA/HVHV", "--out", str(csv), "--plot", str(png)]) == 0
     df = pd.read_csv(csv, index_col="time", parse_dates=True)
+    # the columns of before, then the CRID and each layer's valid-pixel count and spread
     assert list(df.columns) == ["granuleId", "stack", "track", "frame", "direction", "maturity",
-                                "frequencyA/HHHH", "frequencyA/HVHV"]
+                                "crid", "frequencyA/HHHH", "frequencyA/HVHV",
+                                *[f"frequencyA/{v}:{s}" for v in ("HHHH", "HVHV")
+                                  for s in ("valid_pixels", "p25", "p75")]]
+    assert list(df["crid"]) == [p.stem.split("_")[13] for p in stack["paths"]]
+    counts = [from_source(p, "frequencyA/HHHH", BBOX_LL, "EPSG:4326", "count", False)
+              for p in stack["paths"]]
+    np.testing.assert_array_equal(df["frequencyA/HHHH:valid_pixels"].values, counts)
     want = [from_source(p, "frequencyA/HHHH", BBOX_LL, "EPSG:4326", "mean", True)
             for p in stack["paths"]]
     np.testing.assert_allclose(df["frequencyA/HHHH"].values, want, rtol=1e-6)
