@@ -26,7 +26,7 @@ from .._time import iso_utc, utc
 from ..errors import BadInputError, NoResultsError, SearchError, first_line
 from ..granule import Granule, file_name, is_data_granule
 from ..io.endpoints import PROD, Endpoints
-from .query import SearchQuery
+from .query import ASF_NAMES, OWN, SearchQuery
 from .select import select_latest
 
 PROTOCOLS = ("https", "s3")
@@ -163,12 +163,6 @@ class SearchResult:
         return f"{g.granule.track:03d}{g.granule.direction}/{g.granule.frame:03d}"
 
 
-# asf_search's keyword names, accepted as well (a seed script's call ports as it is)
-ASF_NAMES = {"intersectsWith": "aoi", "flightDirection": "direction", "relativeOrbit": "track",
-             "productionConfiguration": "production", "maxResults": "max_results",
-             "shortName": "collection", "dataMaturity": "maturity"}
-
-
 def search(query: SearchQuery | None = None, *, protocol: str = "https",
            endpoints: Endpoints | None = None, session=None, timeout: float = 60.0,
            retries: int = 3, backoff: float = 2.0, **criteria) -> SearchResult:
@@ -178,7 +172,12 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
     or a GeoJSON file), ``start``, ``end``, ``direction``, ``track``, ``frame``, ``production``
     (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results``, ``maturity`` (``BETA``,
     ``PROVISIONAL``, ``VALIDATED``; or asf_search's names for them: ``intersectsWith``,
-    ``flightDirection``, ``dataMaturity``, ...). ``protocol`` picks the URL
+    ``flightDirection``, ``dataMaturity``, ...). Any other asf_search search keyword passes to
+    asf_search, checked by its validators (``frameCoverage="full"``,
+    ``polarization="HH+HV"`` [asf_search's ``mainBandPolarization``], ``rangeBandwidth="20+5"``,
+    ``absoluteOrbit="100..200"``, ...; see :func:`~gcov_index.discover.query.asf_keywords`);
+    an unknown keyword, a bad value or one that gcov-index sets itself (``dataset``,
+    ``processingLevel``, ``host``, ...) raises :class:`BadInputError`. ``protocol`` picks the URL
     each granule is indexed by (``https`` or ``s3``). ``endpoints`` says where CMR is and
     which bucket is the public one (default ``Endpoints.from_env()``: NASA's unless
     ``$GCOV_INDEX_CMR_HOST`` says otherwise); ``session`` is an ``asf_search.ASFSession``.
@@ -188,7 +187,7 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
     :class:`SearchError` when CMR fails and :class:`NoResultsError` when nothing matches.
     """
     if query is None:
-        query = SearchQuery.from_options(**{ASF_NAMES.get(k, k): v for k, v in criteria.items()})
+        query = query_of(criteria)
     elif criteria:
         raise TypeError("give a SearchQuery or search criteria, not both")
     if protocol not in PROTOCOLS:
@@ -214,6 +213,23 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
         superseded=[(unique[o.stem], unique[k.stem]) for o, k in selection.superseded],
         companions=companions, host=host,
     )
+
+
+def query_of(criteria: dict) -> SearchQuery:
+    """A :class:`SearchQuery` from ``search``'s keywords: gcov-index's fields under their names
+    or asf_search's, any other asf_search keyword passed through (:func:`asf_keywords`)."""
+    own: dict = {}
+    given: dict[str, str] = {}
+    asf: dict = {}
+    for name, value in criteria.items():
+        key = ASF_NAMES.get(name, name)
+        if key not in OWN:
+            asf[name] = value
+            continue
+        if key in own:
+            raise BadInputError(f"{name}: the same as {given[key]}= (give one of them)")
+        own[key], given[key] = value, name
+    return SearchQuery.from_options(**own, asf=asf)
 
 
 def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, backoff: float):
