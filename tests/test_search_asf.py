@@ -19,6 +19,7 @@ from tests.support.cmr import (
     SEED_END,
     SEED_START,
     CMRService,
+    footprint,
     granule_record,
     seed_fixture,
     seed_records,
@@ -87,7 +88,7 @@ def test_frame_coverage_and_polarization_narrow_the_search(env, capsys):
     orbit = 1000 + 173 * fx.latest[1].cycle + fx.latest[1].track  # the record's orbit number
     assert cli_json(capsys, [*SEED_ARGS, "--asf", f"absoluteOrbit={orbit}"]) == [full[1]]
     assert cli_json(capsys, [*SEED_ARGS, "--asf", f"absoluteOrbit={orbit}..{orbit + 173}",
-                             "--joint-observation", "false"]) == full[1:3] + [partial]
+                             "--joint-observation", "false"]) == [*full[1:3], partial]
 
 
 def test_the_saved_search_repeats_the_pass_through(env, capsys):
@@ -104,6 +105,19 @@ def test_the_saved_search_repeats_the_pass_through(env, capsys):
     # the command that repeats it (as build --update does from the saved query) finds the same
     args = words[2: words.index("--protocol")]
     assert cli_json(capsys, args) == ids(found) == [s.granule.stem for s in env["fx"].latest[:4]]
+
+
+def test_footprints_and_table_from_the_records(env):
+    """The footprint of each granule comes from its CMR record through asf_search."""
+    result = search(**SEED, frameCoverage="full", polarization="HH+HV")
+    doc = json.loads(json.dumps(result.to_geojson()))
+    spec = env["fx"].latest[0]
+    first = doc["features"][0]
+    assert first["properties"]["granuleId"] == spec.granule.stem
+    assert first["geometry"]["type"] == "Polygon"
+    assert [tuple(p) for p in first["geometry"]["coordinates"][0]] == footprint(spec)
+    df = result.to_dataframe()
+    assert list(df["granuleId"]) == ids(result) and df["start"].is_monotonic_increasing
 
 
 def fails(capsys, args: list[str], expect: str) -> str:
@@ -123,7 +137,6 @@ def fails(capsys, args: list[str], expect: str) -> str:
     (["--polarization", "HX"], "--polarization 'HX': use HH, VV, HH+HV"),
     (["--asf", "absoluteOrbit=9..1"], "absoluteOrbit '9..1': Invalid int or range"),
     (["--asf", "season=spring"], "season 'spring': Invalid int list"),
-    (["--asf", "processingDate=whenever"], "processingDate 'whenever': Invalid date"),
     (["--asf", "dataset=SENTINEL-1"], "dataset: not passed (gcov-index searches the NISAR"),
     (["--asf", "processingLevel=GSLC"], "processingLevel: not passed"),
     (["--asf", "host=cmr.uat.earthdata.nasa.gov"], "host: not passed (set the CMR host with "

@@ -307,6 +307,20 @@ class SearchQuery:
         """A one-line summary for messages."""
         return self.cli_args() or "(no filters)"
 
+    def summary(self, n: int = 160) -> str:
+        """:meth:`describe`, short: the area by its bounds (``~`` when it is not that box),
+        cut to ``n`` characters."""
+        text = self.describe()
+        if self.aoi:
+            from shapely import wkt
+            from shapely.geometry import box
+
+            geom = wkt.loads(self.aoi)
+            bounds = ",".join(f"{v:g}" for v in geom.bounds)
+            exact = geom.equals(box(*geom.bounds))
+            text = text.replace(shlex.quote(self.aoi), ("" if exact else "~") + bounds, 1)
+        return text if len(text) <= n else text[: n - 1] + "…"
+
 
 # Python names of the keywords with a CLI option of their own (``frame_coverage="full"``)
 SNAKE_NAMES = {"polarization": "mainBandPolarization",

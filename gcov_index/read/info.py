@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..discover.display import dataframe, html_table, shorten
 from ..product import GRIDS
 from ..store.layout import opened
 
@@ -27,8 +28,41 @@ class StoreInfo:
 
     @property
     def time_range(self) -> tuple[str, str]:
+        """The first and last time step (ISO 8601), over every stack."""
         times = [g["time"] for g in self.granules]
         return min(times), max(times)
+
+    _COLUMNS = ("time", "granuleId", "stack", "maturity", "url")
+
+    def __repr__(self) -> str:
+        t0, t1 = self.time_range if self.granules else ("", "")
+        return (f"StoreInfo({self.store}: {len(self.granules)} granules, "
+                f"{max(1, len(self.stacks))} stack{'s' if len(self.stacks) > 1 else ''}, "
+                f"{t0[:19]} .. {t1[:19]}, {self.n_chunk_refs} chunk references)")
+
+    def to_dataframe(self):
+        """The store's granules, one row each in time order (time, granuleId, stack, maturity,
+        url), ``time`` as UTC datetimes. Needs pandas."""
+        rows = sorted(({c: g.get(c) for c in self._COLUMNS} for g in self.granules),
+                      key=lambda r: str(r["time"]))
+        return dataframe(rows, self._COLUMNS, times=("time",))
+
+    def _repr_html_(self) -> str:
+        t0, t1 = self.time_range if self.granules else ("", "")
+        found = self.extra.get("search") or {}
+        summary = [("time", f"{t0[:19]} .. {t1[:19]} ({len(self.granules)} granules)"),
+                   *[("stack", _stack_line(st).removeprefix("stack ")) for st in self.stacks
+                     if len(self.stacks) > 1 or st.get("id")],
+                   ("references", f"{self.n_chunk_refs} chunks, "
+                                  f"{self.n_bytes_referenced / 1e6:.1f} MB in the granules"),
+                   ("integrity", self.integrity)]
+        if found:
+            summary.append(("search", shorten(f"{found.get('cmr_host')} at "
+                                              f"{found.get('searched_at')}: "
+                                              f"{found.get('command')}", 300)))
+        rows = sorted(({c: g.get(c) for c in self._COLUMNS} for g in self.granules),
+                      key=lambda r: str(r["time"]))
+        return html_table(f"gcov-index store: {self.store}", summary, self._COLUMNS, rows)
 
     def text(self) -> str:
         t0, t1 = self.time_range

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..discover.display import html_table
 from ..errors import (
     AccessError,
     AuthError,
@@ -70,7 +71,32 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
+        """Every check passed: no difference found, every source reached."""
         return not self.findings and not self.unreachable
+
+    def _verdict(self) -> str:
+        if self.findings:
+            return (f"FAILED: {len(self.findings)} problem(s) in {len(self.bad_granules)} "
+                    "granule(s)")
+        if self.unreachable:
+            return f"NOT CHECKED: {len(self.unreachable)} source(s) unreachable"
+        return "ok"
+
+    def __repr__(self) -> str:
+        return (f"ValidationReport({self.store}: {self._verdict()}; {self.granules} granules, "
+                f"{self.refs_checked} references and {self.chunks_checked} chunks compared)")
+
+    def _repr_html_(self) -> str:
+        rows = ([{"granule": f.granule, "result": "differs", "what": f.what}
+                 for f in self.findings]
+                + [{"granule": f.granule, "result": "not checked", "what": f.what}
+                   for f in self.unreachable])
+        return html_table(
+            f"gcov-index validate: {self.store}",
+            [("verdict", self._verdict()), ("granules", self.granules),
+             ("compared", f"{self.refs_checked} chunk references, {self.chunks_checked} "
+                          "sampled chunks"), ("integrity record", self.integrity)],
+            ("granule", "result", "what"), rows)
 
     @property
     def bad_granules(self) -> list[str]:
