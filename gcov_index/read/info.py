@@ -16,6 +16,8 @@ from ..store.layout import opened
 
 @dataclass
 class StoreInfo:
+    """What a store holds (:func:`store_info`)."""
+
     store: str
     granules: list[dict]
     superseded: list[dict]
@@ -65,6 +67,7 @@ class StoreInfo:
         return html_table(f"gcov-index store: {self.store}", summary, self._COLUMNS, rows)
 
     def text(self) -> str:
+        """What ``gcov-index info`` prints."""
         t0, t1 = self.time_range
         lines = [f"store       {self.store}",
                  f"time        {t0} .. {t1} ({len(self.granules)} granules)"]
@@ -129,6 +132,31 @@ def _grids(meta: dict, prefix: str) -> dict[str, dict]:
 
 
 def store_info(store: str | Path) -> StoreInfo:
+    """What a store holds, read from the store alone (no request goes to a granule).
+
+    Parameters
+    ----------
+    store
+        A JSON, Parquet or Icechunk store: a path, or an ``s3://`` or ``https://`` URL.
+
+    Returns
+    -------
+    StoreInfo
+        Its granules (time, granuleId, stack, maturity, url), stacks (track, direction,
+        frame, grids, time range, maturities), releases superseded, grids of the first stack,
+        chunk and byte counts, the integrity record checked, and ``extra`` (the saved search,
+        warnings, changes, ...). ``text()`` is what ``gcov-index info`` prints; in a notebook
+        it shows as a table; ``to_dataframe()`` lists the granules.
+
+    Raises
+    ------
+    BadInputError
+        Not a gcov-index store (exit 2).
+    ValidationError
+        A store damaged against its integrity record (exit 6).
+    AccessError
+        A store that is missing or cannot be reached (exit 3).
+    """
     with opened(store) as handle:  # one version, checked: a damaged store is refused
         meta, attrs, record, stacks = handle.meta, handle.attrs, handle.record, handle.stacks
     described = []
