@@ -72,6 +72,7 @@ class BuildResult:
         replaces (the granuleIds it replaced), url."""
         record = self.tree.groups.get("", {}).get(STORE_ATTR) or {}
         stack_of = {g.get("granuleId"): g.get("stack") for g in record.get("granules", [])}
+        only = self.stacks[0].get("id") if len(self.stacks) == 1 else None  # (unchanged)
         added = set(self.added)
         replaces: dict[str, list[str]] = {}
         for r in self.replaced:
@@ -81,7 +82,7 @@ class BuildResult:
             status = ("added" if g.stem in added else "replaced" if g.stem in replaces
                       else "kept")
             rows.append({"granuleId": g.stem, "time": g.start.isoformat(),
-                         "stack": stack_of.get(g.stem), "maturity": g.maturity,
+                         "stack": stack_of.get(g.stem, only), "maturity": g.maturity,
                          "status": status, "replaces": ",".join(replaces.get(g.stem, [])) or None,
                          "url": g.url})
         return rows
