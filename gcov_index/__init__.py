@@ -5,6 +5,10 @@ acquisition), ``build`` (select -> scan -> stacks -> merge -> write), ``open_sto
 DataTree), ``subset`` (a bbox time series over every stack), ``validate`` (the store against its
 sources), ``info`` (what a store holds). Each is
 imported on first use, so ``import gcov_index`` (and the CLI's ``--help``) stays cheap.
+
+What they return (``SearchResult``, ``BuildResult``, ``StoreInfo``, ``ValidationReport``) has a
+one-line ``repr``, shows as a table in a notebook, and gives ``to_dataframe()`` (pandas);
+``SearchResult.to_geojson()`` gives the granules' footprints.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ _LAZY = {
     "select_latest": ("discover.select", "select_latest"),
     "scan": ("index.scan", "scan"),
     "build": ("store.build", "build"),
+    "BuildResult": ("store.build", "BuildResult"),
     "open_store": ("read.open", "open_store"),
     "subset": ("read.subset", "subset"),
     "Box": ("read.subset", "Box"),
     "validate": ("read.validate", "validate"),
     "info": ("read.info", "store_info"),
+    "StoreInfo": ("read.info", "StoreInfo"),
+    "ValidationReport": ("read.validate", "ValidationReport"),
     "Access": ("io.access", "Access"),
     "Endpoints": ("io.endpoints", "Endpoints"),
     "Granule": ("granule", "Granule"),
@@ -39,7 +46,8 @@ _LAZY = {
 
 __all__ = [  # noqa: RUF022 (in the order of the flow, not sorted)
     "search", "SearchQuery", "SearchResult", "FoundGranule", "select_latest", "scan", "build",
-    "open_store", "subset", "Box", "validate", "info", "Access", "Endpoints", "Granule",
+    "BuildResult", "open_store", "subset", "Box", "validate", "ValidationReport", "info",
+    "StoreInfo", "Access", "Endpoints", "Granule",
     "AccessError", "AuthError", "BadInputError", "GcovIndexError", "NoResultsError",
     "SearchError", "ValidationError", "__version__",
 ]

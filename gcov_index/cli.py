@@ -68,6 +68,19 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--maturity", "--data-maturity", help="BETA, PROVISIONAL or VALIDATED "
                    "(comma-separated for several); with granules given, refuses others "
                    "[dataMaturity]")
+    g.add_argument("--polarization", "--main-band-polarization",
+                   help="frequency A polarization: HH, VV, HH+HV, VV+VH, HH+HV+VH+VV, ... (a "
+                   "name's DH, SH, ... too; comma-separated for several) [mainBandPolarization]")
+    g.add_argument("--side-band-polarization", help="frequency B polarization, as "
+                   "--polarization [sideBandPolarization]")
+    g.add_argument("--frame-coverage", help="full or partial frames [frameCoverage]")
+    g.add_argument("--range-bandwidth", help="MHz, frequency A+B: 20+5, 40+5, 40, 77, ... "
+                   "(comma-separated for several) [rangeBandwidth]")
+    g.add_argument("--joint-observation", help="true or false: joint L- and S-band "
+                   "acquisitions [jointObservation]")
+    g.add_argument("--asf", action="append", metavar="KEY=VALUE", help="any other asf_search "
+                   "search keyword, checked by asf_search (e.g. absoluteOrbit=100..200); a list "
+                   "comma-separated, a range A..B; repeat for more")
     g.add_argument("--protocol", default="https", choices=("https", "s3"),
                    help="which URL of each granule is indexed (https)")
     g.add_argument("--cmr-host", help="CMR host (default: $GCOV_INDEX_CMR_HOST, else NASA's)")
@@ -77,8 +90,39 @@ _SEARCH_FIELDS = ("aoi", "start", "end", "direction", "track", "frame", "product
                   "collection", "max_results")
 
 
+_ASF_OPTIONS = {"polarization": "mainBandPolarization",
+                "side_band_polarization": "sideBandPolarization",
+                "frame_coverage": "frameCoverage", "range_bandwidth": "rangeBandwidth",
+                "joint_observation": "jointObservation"}
+
+
 def _has_search(args) -> bool:
-    return any(getattr(args, k) is not None for k in _SEARCH_FIELDS)
+    return any(getattr(args, k) is not None for k in (*_SEARCH_FIELDS, *_ASF_OPTIONS, "asf"))
+
+
+def _asf_keywords(args) -> dict[str, str]:
+    """The asf_search keywords given by their options and by ``--asf KEY=VALUE`` (a list
+    keyword repeated: its values joined), checked later by SearchQuery."""
+    from .discover.query import ASF_ALIASES
+
+    out: dict[str, str] = {}
+    for dest, key in _ASF_OPTIONS.items():
+        if getattr(args, dest) is not None:
+            out[key] = getattr(args, dest)
+    for item in args.asf or []:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise BadInputError(f"--asf {item!r}: give KEY=VALUE, an asf_search keyword and "
+                                "its value (e.g. --asf absoluteOrbit=100..200)")
+        if key in out:
+            option = ASF_ALIASES.get(key)
+            if option and getattr(args, option[2:].replace("-", "_"), None) is not None:
+                raise BadInputError(f"--asf {key}: the same as {option} (give one of them)")
+            out[key] += "," + value  # a list keyword repeated; asf_search checks the rest
+        else:
+            out[key] = value
+    return out
 
 
 def _int_at_least(low: int):
@@ -101,7 +145,7 @@ def _search(args):
     from .io.endpoints import Endpoints
 
     query = SearchQuery.from_options(**{k: getattr(args, k) for k in _SEARCH_FIELDS},
-                                     maturity=args.maturity)
+                                     maturity=args.maturity, asf=_asf_keywords(args))
     return search(query, protocol=args.protocol,
                   endpoints=Endpoints.from_env(cmr_host=args.cmr_host))
 

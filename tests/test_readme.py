@@ -263,7 +263,11 @@ def _use(ran: Ran, work: Path) -> bool:
 
 def _python_search(ran: Ran, work: Path) -> bool:
     found, built = ran.namespace["found"], ran.namespace["built"]
+    table = ran.namespace["table"]
     return (len(found.granules) == 5 and len(found.superseded) == 2
+            and list(table["granuleId"]) == [g.granule_id for g in found.granules]
+            # stack.json was built by the "use" block: this build finds nothing new
+            and list(built.to_dataframe()["status"]) == ["kept"] * 5
             and {g.granule.maturity for g in found.granules} == {"BETA"}
             and [s["id"] for s in built.stacks] == ["T172A_F008"])
 

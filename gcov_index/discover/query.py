@@ -3,14 +3,21 @@
 The query is a typed value: every input is checked here (area, dates, direction, production)
 with a one-line error naming the option, and resolved to absolute values (UTC times, a WKT in
 longitude/latitude), so that the query saved in a store repeats the same search later.
+
+Any other asf_search search keyword (``frameCoverage``, ``mainBandPolarization``,
+``rangeBandwidth``, ``absoluteOrbit``, ...) passes to asf_search as it is, checked by asf_search's
+own validators (:data:`asf_search.ASFSearchOptions.validator_map.validator_map`) and kept in
+:attr:`SearchQuery.asf`; see :func:`asf_keywords` for what is refused and why.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
 import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -25,6 +32,45 @@ PRODUCTIONS = ("PR", "UR")
 _BBOX = re.compile(r"^\s*(-?[\d.]+(?:e-?\d+)?\s*,\s*){3}-?[\d.]+(?:e-?\d+)?\s*$", re.I)
 # a WKT geometry starts with its type: POLYGON ((...)), MULTIPOLYGON Z (...), POINT EMPTY, ...
 _WKT = re.compile(r"^\s*(SRID=\d+;\s*)?[A-Z]+(\s+(Z|M|ZM))?\s*(\(|EMPTY\b)", re.I)
+
+# asf_search's keyword names that gcov-index maps to its own fields (a seed script's call ports
+# as it is: ``search(intersectsWith=..., flightDirection=...)``)
+ASF_NAMES = {"intersectsWith": "aoi", "flightDirection": "direction", "relativeOrbit": "track",
+             "productionConfiguration": "production", "maxResults": "max_results",
+             "shortName": "collection", "dataMaturity": "maturity",
+             # asf_search's ``polarization`` filters on the POLARIZATION attribute of other
+             # missions' records; NISAR's records carry FREQUENCY_A_POLARIZATION_CONCAT, which is
+             # asf_search's ``mainBandPolarization``: gcov-index reads one as the other
+             "polarization": "mainBandPolarization"}
+# our own fields under asf_search's names, for "given twice" and "use --track" messages
+OWN = {"aoi": "--aoi", "start": "--start", "end": "--end", "direction": "--direction",
+       "track": "--track", "frame": "--frame", "production": "--production",
+       "collection": "--collection", "max_results": "--max-results", "maturity": "--maturity"}
+# the NISAR keywords with a CLI option of their own (the rest: --asf KEY=VALUE)
+ASF_ALIASES = {"mainBandPolarization": "--polarization",
+               "sideBandPolarization": "--side-band-polarization",
+               "frameCoverage": "--frame-coverage", "rangeBandwidth": "--range-bandwidth",
+               "jointObservation": "--joint-observation"}
+# asf_search keywords that gcov-index sets itself, or that would undo what it relies on
+REFUSED = {
+    "dataset": "gcov-index searches the NISAR dataset itself",
+    "platform": "gcov-index searches NISAR itself",
+    "processingLevel": "gcov-index searches GCOV products only",
+    "collections": "gcov-index picks the GCOV collections itself (use --collection SHORT_NAME)",
+    "cmr_keywords": "raw CMR parameters could undo the GCOV filters; use asf_search keywords",
+    "host": "set the CMR host with --cmr-host, $GCOV_INDEX_CMR_HOST or "
+            "search(endpoints=Endpoints(cmr_host=...))",
+    "session": "pass search(session=...) in Python",
+    "provider": "a setting of asf_search, not a filter",
+    "collectionAlias": "a setting of asf_search, not a filter",
+    **{k: "give the area with --aoi (WKT, minx,miny,maxx,maxy or a GeoJSON file)"
+       for k in ("bbox", "point", "circle", "linestring")},
+}
+# NISAR's frequency A/B polarizations as its CMR records name them (ASF's keyword docs), and
+# the codes of granule names that stand for one of them
+NISAR_POLARIZATIONS = ("HH", "VV", "HH+HV", "HH+VV", "VV+VH", "HH+HV+VH+VV", "LH+LV", "RH+RV")
+_POL_CODES = {"SH": "HH", "SV": "VV", "DH": "HH+HV", "DV": "VV+VH", "QP": "HH+HV+VH+VV"}
+_TRUE, _FALSE = ("TRUE", "T", "YES", "Y", "1"), ("FALSE", "F", "NO", "N", "0")
 
 
 def _is_file(text: str) -> bool:
@@ -151,6 +197,9 @@ class SearchQuery:
     collection: str | None = None  # CMR short name, e.g. NISAR_L2_GCOV_BETA_V1
     max_results: int | None = None
     maturity: tuple[str, ...] | None = None  # BETA, PROVISIONAL, VALIDATED [dataMaturity]
+    # any other asf_search keyword, checked by asf_search's validators: sorted (name, value)
+    # pairs, lists as tuples (e.g. (("frameCoverage", "FULL"), ("rangeBandwidth", ("20+5",))))
+    asf: tuple[tuple[str, object], ...] = ()
 
     @classmethod
     def from_options(cls, *, aoi: str | None = None, start=None, end=None,
@@ -159,8 +208,11 @@ class SearchQuery:
                      production: str | list[str] | tuple[str, ...] | None = None,
                      collection: str | None = None,
                      max_results: int | str | None = None,
-                     maturity: str | list[str] | tuple[str, ...] | None = None) -> SearchQuery:
-        """Check every input; raise BadInputError naming the option at the first bad one."""
+                     maturity: str | list[str] | tuple[str, ...] | None = None,
+                     asf: Mapping[str, object] | Iterable[tuple[str, object]] | None = None,
+                     ) -> SearchQuery:
+        """Check every input; raise BadInputError naming the option at the first bad one.
+        ``asf`` holds any other asf_search keywords (see :func:`asf_keywords`)."""
         area = parse_aoi(aoi) if aoi is not None else None
         t0 = parse_time(start, "--start")
         t1 = parse_time(end, "--end", end=True)
@@ -183,6 +235,7 @@ class SearchQuery:
             production=prods, collection=collection or None,
             max_results=_positive_int(max_results, "--max-results", 1, None),
             maturity=parse_maturity(maturity),
+            asf=asf_keywords(asf or {}),
         )
 
     def asf_options(self) -> dict:
@@ -207,6 +260,8 @@ class SearchQuery:
             opts["maxResults"] = self.max_results
         if self.maturity:
             opts["dataMaturity"] = list(self.maturity)
+        for key, value in self.asf:
+            opts[key] = list(value) if isinstance(value, tuple) else value  # ranges stay tuples
         return opts
 
     def to_dict(self) -> dict:
@@ -216,13 +271,14 @@ class SearchQuery:
                 d[k] = iso_utc(d[k])
         d["production"] = list(self.production)
         d["maturity"] = list(self.maturity) if self.maturity else None
+        d["asf"] = {k: asf_text(k, v) for k, v in self.asf}  # as the CLI gives them
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> SearchQuery:
         return cls.from_options(**{k: d.get(k) for k in (
             "aoi", "start", "end", "direction", "track", "frame", "production", "collection",
-            "max_results", "maturity")})
+            "max_results", "maturity", "asf")})
 
     def cli_args(self) -> str:
         """The options that repeat this search on the command line."""
@@ -241,11 +297,160 @@ class SearchQuery:
             parts += ["--production", ",".join(self.production)]
         if self.maturity:
             parts += ["--maturity", ",".join(self.maturity)]
+        for key, value in self.asf:
+            text = asf_text(key, value)
+            parts += ([ASF_ALIASES[key], shlex.quote(text)] if key in ASF_ALIASES
+                      else ["--asf", shlex.quote(f"{key}={text}")])
         return " ".join(parts)
 
     def describe(self) -> str:
         """A one-line summary for messages."""
         return self.cli_args() or "(no filters)"
+
+    def summary(self, n: int = 160) -> str:
+        """:meth:`describe`, short: the area by its bounds (``~`` when it is not that box),
+        cut to ``n`` characters."""
+        text = self.describe()
+        if self.aoi:
+            from shapely import wkt
+            from shapely.geometry import box
+
+            geom = wkt.loads(self.aoi)
+            bounds = ",".join(f"{v:g}" for v in geom.bounds)
+            exact = geom.equals(box(*geom.bounds))
+            text = text.replace(shlex.quote(self.aoi), ("" if exact else "~") + bounds, 1)
+        return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# Python names of the keywords with a CLI option of their own (``frame_coverage="full"``)
+SNAKE_NAMES = {"polarization": "mainBandPolarization",
+               "main_band_polarization": "mainBandPolarization",
+               "side_band_polarization": "sideBandPolarization",
+               "frame_coverage": "frameCoverage", "range_bandwidth": "rangeBandwidth",
+               "joint_observation": "jointObservation"}
+
+
+def asf_keywords(given: Mapping[str, object] | Iterable[tuple[str, object]]
+                 ) -> tuple[tuple[str, object], ...]:
+    """asf_search keywords that gcov-index does not map, checked: sorted ``(name, value)`` pairs,
+    hashable (lists as tuples), for :attr:`SearchQuery.asf`.
+
+    A name must be one of asf_search's search keywords (its ``validator_map``); a value is
+    checked by asf_search's validator of that keyword. A string is read as the CLI gives it: a
+    comma-separated list for a list keyword, ``A..B`` for a range. Where asf_search's check is
+    too lax to catch a typo, gcov-index checks more: ``jointObservation`` is true or false
+    (asf_search's ``bool`` makes the string ``"false"`` true), ``frameCoverage`` is FULL or
+    PARTIAL (asf_search accepts any string, then fails with a KeyError while searching),
+    ``mainBandPolarization``/``sideBandPolarization`` are NISAR's (``HH``, ``HH+HV``, ...; a
+    granule name's ``DH``, ``SH``, ... and ``HHHV`` are read as those). Refused, in one line
+    naming the keyword: an unknown name, a bad value, asf_search's name of a gcov-index option
+    (use the option), and the keywords gcov-index sets itself or that would break it
+    (``REFUSED``: dataset, platform, processingLevel, host, session, ...).
+    """
+    items = list(given.items()) if isinstance(given, Mapping) else list(given)
+    if not items:
+        return ()
+    from asf_search.ASFSearchOptions.validator_map import validate, validator_map
+
+    out: dict[str, object] = {}
+    names: dict[str, str] = {}  # keyword -> the name it was given as
+    for name, value in items:
+        if not isinstance(name, str):
+            raise BadInputError(f"asf_search keyword {name!r}: not a name")
+        key = SNAKE_NAMES.get(name, ASF_NAMES.get(name, name))
+        label = f"asf_search keyword {name}"
+        if key in OWN:
+            raise BadInputError(f"{label}: gcov-index maps it; use {OWN[key]} (or {key}= in "
+                                "Python)")
+        if key in REFUSED:
+            raise BadInputError(f"{label}: not passed ({REFUSED[key]})")
+        if key not in validator_map:
+            near = difflib.get_close_matches(
+                key, [*validator_map, *SNAKE_NAMES, *OWN], n=1, cutoff=0.6) or [
+                k for k in validator_map if k.lower() == key.lower()]
+            raise BadInputError(f"{label}: not an asf_search search keyword"
+                                + (f" (did you mean {near[0]}?)" if near else ""))
+        if key in names:
+            raise BadInputError(f"{label}: the same keyword as {names[key]} (give one of them)")
+        names[key] = name
+        if value is None:
+            continue
+        label = f"{ASF_ALIASES.get(key, 'asf_search keyword ' + key)} {_short(str(value))}"
+        try:
+            value = _asf_value(key, value, validator_map[key])
+            value = validate(key, value)
+        except BadInputError as e:
+            raise BadInputError(f"{label}: {e}") from None
+        except (ValueError, TypeError, KeyError) as e:
+            raise BadInputError(f"{label}: {first_line(e)}") from None
+        out[key] = _frozen(value)
+    return tuple(sorted(out.items()))
+
+
+def _asf_value(key: str, value, validator):
+    """A keyword's value as asf_search's validator takes it (a CLI string split into a list or
+    ranges), with gcov-index's checks where asf_search's are too lax."""
+    from asf_search.ASFSearchOptions import validators as v
+
+    lists = (v.parse_string_list, v.parse_int_list, v.parse_int_or_range_list,
+             v.parse_float_or_range_list, v.parse_float_list)
+    ranges = (v.parse_int_or_range_list, v.parse_float_or_range_list)
+    if isinstance(value, str) and validator in lists:
+        items = [i.strip() for i in value.split(",")]
+        if not all(items):
+            raise BadInputError("an empty item in the list")
+        value = [tuple(i.split("..", 1)) if validator in ranges and ".." in i else i
+                 for i in items]
+    if validator is bool:
+        value = _boolean(value)
+    if key == "frameCoverage":
+        word = str(value).strip().upper()
+        if word not in ("F", "FULL", "P", "PARTIAL"):
+            raise BadInputError("use full or partial")
+        value = "FULL" if word[0] == "F" else "PARTIAL"
+    if key in ("mainBandPolarization", "sideBandPolarization"):
+        value = [_polarization(p) for p in ([value] if isinstance(value, str) else value)]
+    return value
+
+
+def _boolean(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().upper()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise BadInputError("use true or false")
+
+
+def _polarization(value) -> str:
+    text = str(value).strip().upper().replace(" ", "")
+    text = _POL_CODES.get(text, text)
+    if "+" not in text and len(text) > 2 and len(text) % 2 == 0:  # HHHV -> HH+HV
+        text = "+".join(text[i:i + 2] for i in range(0, len(text), 2))
+    if text not in NISAR_POLARIZATIONS:
+        raise BadInputError(f"use {', '.join(NISAR_POLARIZATIONS)} (NISAR's; comma-separated "
+                            "for several)")
+    return text
+
+
+def _frozen(value):
+    """Lists as tuples, so that a query is hashable."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def asf_text(key: str, value) -> str:
+    """A kept keyword's value as the CLI gives it (``--asf KEY=TEXT``): read back by
+    :func:`asf_keywords` to the same value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, tuple):
+        return ",".join(f"{v[0]}..{v[1]}" if isinstance(v, tuple) else asf_text(key, v)
+                        for v in value)
+    return str(value)
 
 
 def _productions(value) -> tuple[str, ...]:

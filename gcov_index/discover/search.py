@@ -26,7 +26,8 @@ from .._time import iso_utc, utc
 from ..errors import BadInputError, NoResultsError, SearchError, first_line
 from ..granule import Granule, file_name, is_data_granule
 from ..io.endpoints import PROD, Endpoints
-from .query import SearchQuery
+from .display import dataframe, html_table, span
+from .query import ASF_NAMES, OWN, SearchQuery
 from .select import select_latest
 
 PROTOCOLS = ("https", "s3")
@@ -49,6 +50,9 @@ class FoundGranule:
     crid: str | None
     collection: str | None
     concept_id: str | None
+    # the record's footprint, a GeoJSON geometry in longitude/latitude (asf_search's geometry
+    # of the product), or None; not part of equality
+    footprint: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def granule_id(self) -> str:
@@ -73,6 +77,13 @@ class FoundGranule:
             "size": self.size, "https_url": self.https_url, "s3_url": self.s3_url,
             "collection": self.collection, "concept_id": self.concept_id,
         }
+
+    @staticmethod
+    def columns() -> list[str]:
+        """The keys of :meth:`row`, in order."""
+        return ["granuleId", "start", "stop", "track", "frame", "direction", "production",
+                "crid", "counter", "maturity", "size", "https_url", "s3_url", "collection",
+                "concept_id"]
 
 
 @dataclass
@@ -115,12 +126,64 @@ class SearchResult:
         }
 
     # -- presentation -------------------------------------------------------------------------
-    def text(self, fmt: str = "table", show_superseded: bool = False) -> str:
-        """The granules as a table, JSON or CSV (``show_superseded`` adds the older releases)."""
+    def __repr__(self) -> str:
+        times = span(g.start.isoformat() for g in self.granules)
+        return (f"SearchResult({len(self.granules)} granules, {len(self.superseded)} superseded"
+                f"{', ' + times if times else ''}; passes {', '.join(self.frames) or 'none'}; "
+                f"{self.query.summary(120)}; {self.host})")
+
+    def _rows(self, superseded: bool) -> list[dict]:
         rows = [g.row() | {"status": "selected", "superseded_by": None} for g in self.granules]
-        if show_superseded:
+        if superseded:
             rows += [o.row() | {"status": "superseded", "superseded_by": k.granule_id}
                      for o, k in self.superseded]
+        return rows
+
+    def _repr_html_(self) -> str:
+        rows = self._rows(True)
+        for r in rows:
+            r["url"] = r["s3_url"] if self.protocol == "s3" else r["https_url"]
+            r["GB"] = f"{r['size'] / 1e9:.2f}" if r["size"] else None
+        return html_table(
+            f"gcov-index search: {len(self.granules)} granules, {len(self.superseded)} "
+            "superseded",
+            [("query", self.query.describe()), ("CMR", self.host),
+             ("searched at", self.searched_at.isoformat(timespec="seconds")),
+             ("found", f"{self.n_found} GCOV granules ({self.companions} QA_STATS, browse and "
+                       "other files left out)"),
+             ("passes", "; ".join(self.passes())), ("protocol", self.protocol)],
+            ["granuleId", "start", "track", "frame", "direction", "production", "crid",
+             "counter", "maturity", "GB", "status", "superseded_by", "url"], rows)
+
+    def to_dataframe(self, superseded: bool = False):
+        """One row per granule kept (``superseded``: and per older release, ``status`` saying
+        which), with the fields of :meth:`FoundGranule.row`; ``start`` and ``stop`` as UTC
+        datetimes. Needs pandas."""
+        rows = self._rows(superseded)
+        columns = [*FoundGranule.columns(), *(("status", "superseded_by") if superseded
+                                               else ())]
+        return dataframe(rows, columns, times=("start", "stop"))
+
+    def to_geojson(self, superseded: bool = False) -> dict:
+        """The granules' footprints as a GeoJSON FeatureCollection (longitude/latitude, from
+        the CMR records), each Feature's properties the fields of :meth:`FoundGranule.row`
+        (``superseded``: the older releases too, ``status`` saying which). Plain JSON values:
+        ``json.dumps`` it, or ``geopandas.GeoDataFrame.from_features(...)``."""
+        found = [(g, "selected", None) for g in self.granules]
+        if superseded:
+            found += [(o, "superseded", k.granule_id) for o, k in self.superseded]
+        features = []
+        for g, status, by in found:
+            props = g.row()
+            if superseded:
+                props |= {"status": status, "superseded_by": by}
+            features.append({"type": "Feature", "id": g.granule_id,
+                             "geometry": g.footprint, "properties": props})
+        return {"type": "FeatureCollection", "features": features}
+
+    def text(self, fmt: str = "table", show_superseded: bool = False) -> str:
+        """The granules as a table, JSON or CSV (``show_superseded`` adds the older releases)."""
+        rows = self._rows(show_superseded)
         for r in rows:
             r["url"] = r["s3_url"] if self.protocol == "s3" else r["https_url"]
         if fmt == "json":
@@ -163,12 +226,6 @@ class SearchResult:
         return f"{g.granule.track:03d}{g.granule.direction}/{g.granule.frame:03d}"
 
 
-# asf_search's keyword names, accepted as well (a seed script's call ports as it is)
-ASF_NAMES = {"intersectsWith": "aoi", "flightDirection": "direction", "relativeOrbit": "track",
-             "productionConfiguration": "production", "maxResults": "max_results",
-             "shortName": "collection", "dataMaturity": "maturity"}
-
-
 def search(query: SearchQuery | None = None, *, protocol: str = "https",
            endpoints: Endpoints | None = None, session=None, timeout: float = 60.0,
            retries: int = 3, backoff: float = 2.0, **criteria) -> SearchResult:
@@ -178,7 +235,12 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
     or a GeoJSON file), ``start``, ``end``, ``direction``, ``track``, ``frame``, ``production``
     (``"PR"``, ``"UR"`` or both), ``collection``, ``max_results``, ``maturity`` (``BETA``,
     ``PROVISIONAL``, ``VALIDATED``; or asf_search's names for them: ``intersectsWith``,
-    ``flightDirection``, ``dataMaturity``, ...). ``protocol`` picks the URL
+    ``flightDirection``, ``dataMaturity``, ...). Any other asf_search search keyword passes to
+    asf_search, checked by its validators (``frameCoverage="full"``,
+    ``polarization="HH+HV"`` [asf_search's ``mainBandPolarization``], ``rangeBandwidth="20+5"``,
+    ``absoluteOrbit="100..200"``, ...; see :func:`~gcov_index.discover.query.asf_keywords`);
+    an unknown keyword, a bad value or one that gcov-index sets itself (``dataset``,
+    ``processingLevel``, ``host``, ...) raises :class:`BadInputError`. ``protocol`` picks the URL
     each granule is indexed by (``https`` or ``s3``). ``endpoints`` says where CMR is and
     which bucket is the public one (default ``Endpoints.from_env()``: NASA's unless
     ``$GCOV_INDEX_CMR_HOST`` says otherwise); ``session`` is an ``asf_search.ASFSession``.
@@ -188,7 +250,7 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
     :class:`SearchError` when CMR fails and :class:`NoResultsError` when nothing matches.
     """
     if query is None:
-        query = SearchQuery.from_options(**{ASF_NAMES.get(k, k): v for k, v in criteria.items()})
+        query = query_of(criteria)
     elif criteria:
         raise TypeError("give a SearchQuery or search criteria, not both")
     if protocol not in PROTOCOLS:
@@ -214,6 +276,23 @@ def search(query: SearchQuery | None = None, *, protocol: str = "https",
         superseded=[(unique[o.stem], unique[k.stem]) for o, k in selection.superseded],
         companions=companions, host=host,
     )
+
+
+def query_of(criteria: dict) -> SearchQuery:
+    """A :class:`SearchQuery` from ``search``'s keywords: gcov-index's fields under their names
+    or asf_search's, any other asf_search keyword passed through (:func:`asf_keywords`)."""
+    own: dict = {}
+    given: dict[str, str] = {}
+    asf: dict = {}
+    for name, value in criteria.items():
+        key = ASF_NAMES.get(name, name)
+        if key not in OWN:
+            asf[name] = value
+            continue
+        if key in own:
+            raise BadInputError(f"{name}: the same as {given[key]}= (give one of them)")
+        own[key], given[key] = value, name
+    return SearchQuery.from_options(**own, asf=asf)
 
 
 def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, backoff: float):
@@ -292,7 +371,21 @@ def _found(product, s3_bucket: str) -> FoundGranule | None:
         direction=p.get("flightDirection"), production=p.get("productionConfiguration"),
         crid=p.get("crid"), collection=p.get("collectionName"),
         concept_id=(getattr(product, "meta", None) or {}).get("concept-id"),
+        footprint=_geometry(getattr(product, "geometry", None)),
     )
+
+
+def _geometry(geometry) -> dict | None:
+    """asf_search's geometry of a product as plain GeoJSON (lists and floats), or None when the
+    record has none."""
+    if not isinstance(geometry, dict) or not geometry.get("coordinates"):
+        return None
+
+    def plain(c):
+        return [plain(v) for v in c] if isinstance(c, list | tuple) else float(c)
+
+    return {"type": str(geometry.get("type", "Polygon")), "coordinates": plain(
+        geometry["coordinates"])}
 
 
 def _time(value) -> datetime | None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..discover.display import dataframe, html_table, shorten
 from ..product import GRIDS
 from ..store.layout import opened
 
 
 @dataclass
 class StoreInfo:
+    """What a store holds (:func:`store_info`)."""
+
     store: str
     granules: list[dict]
     superseded: list[dict]
@@ -27,10 +30,44 @@ class StoreInfo:
 
     @property
     def time_range(self) -> tuple[str, str]:
+        """The first and last time step (ISO 8601), over every stack."""
         times = [g["time"] for g in self.granules]
         return min(times), max(times)
 
+    _COLUMNS = ("time", "granuleId", "stack", "maturity", "url")
+
+    def __repr__(self) -> str:
+        t0, t1 = self.time_range if self.granules else ("", "")
+        return (f"StoreInfo({self.store}: {len(self.granules)} granules, "
+                f"{max(1, len(self.stacks))} stack{'s' if len(self.stacks) > 1 else ''}, "
+                f"{t0[:19]} .. {t1[:19]}, {self.n_chunk_refs} chunk references)")
+
+    def to_dataframe(self):
+        """The store's granules, one row each in time order (time, granuleId, stack, maturity,
+        url), ``time`` as UTC datetimes. Needs pandas."""
+        rows = sorted(({c: g.get(c) for c in self._COLUMNS} for g in self.granules),
+                      key=lambda r: str(r["time"]))
+        return dataframe(rows, self._COLUMNS, times=("time",))
+
+    def _repr_html_(self) -> str:
+        t0, t1 = self.time_range if self.granules else ("", "")
+        found = self.extra.get("search") or {}
+        summary = [("time", f"{t0[:19]} .. {t1[:19]} ({len(self.granules)} granules)"),
+                   *[("stack", _stack_line(st).removeprefix("stack ")) for st in self.stacks
+                     if len(self.stacks) > 1 or st.get("id")],
+                   ("references", f"{self.n_chunk_refs} chunks, "
+                                  f"{self.n_bytes_referenced / 1e6:.1f} MB in the granules"),
+                   ("integrity", self.integrity)]
+        if found:
+            summary.append(("search", shorten(f"{found.get('cmr_host')} at "
+                                              f"{found.get('searched_at')}: "
+                                              f"{found.get('command')}", 300)))
+        rows = sorted(({c: g.get(c) for c in self._COLUMNS} for g in self.granules),
+                      key=lambda r: str(r["time"]))
+        return html_table(f"gcov-index store: {self.store}", summary, self._COLUMNS, rows)
+
     def text(self) -> str:
+        """What ``gcov-index info`` prints."""
         t0, t1 = self.time_range
         lines = [f"store       {self.store}",
                  f"time        {t0} .. {t1} ({len(self.granules)} granules)"]
@@ -95,6 +132,31 @@ def _grids(meta: dict, prefix: str) -> dict[str, dict]:
 
 
 def store_info(store: str | Path) -> StoreInfo:
+    """What a store holds, read from the store alone (no request goes to a granule).
+
+    Parameters
+    ----------
+    store
+        A JSON, Parquet or Icechunk store: a path, or an ``s3://`` or ``https://`` URL.
+
+    Returns
+    -------
+    StoreInfo
+        Its granules (time, granuleId, stack, maturity, url), stacks (track, direction,
+        frame, grids, time range, maturities), releases superseded, grids of the first stack,
+        chunk and byte counts, the integrity record checked, and ``extra`` (the saved search,
+        warnings, changes, ...). ``text()`` is what ``gcov-index info`` prints; in a notebook
+        it shows as a table; ``to_dataframe()`` lists the granules.
+
+    Raises
+    ------
+    BadInputError
+        Not a gcov-index store (exit 2).
+    ValidationError
+        A store damaged against its integrity record (exit 6).
+    AccessError
+        A store that is missing or cannot be reached (exit 3).
+    """
     with opened(store) as handle:  # one version, checked: a damaged store is refused
         meta, attrs, record, stacks = handle.meta, handle.attrs, handle.record, handle.stacks
     described = []

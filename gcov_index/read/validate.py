@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..discover.display import html_table
 from ..errors import (
     AccessError,
     AuthError,
@@ -54,12 +55,17 @@ STORE = "the store itself"  # the "granule" of a finding about the store's own i
 
 @dataclass
 class Finding:
+    """One problem with one granule (or :data:`STORE`, the store itself)."""
+
     granule: str  # granuleId (or STORE)
     what: str
 
 
 @dataclass
 class ValidationReport:
+    """What :func:`validate` found: a short ``repr``, a table in a notebook, ``text()`` for
+    the CLI."""
+
     store: str
     granules: int
     chunks_checked: int = 0
@@ -70,7 +76,32 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
+        """Every check passed: no difference found, every source reached."""
         return not self.findings and not self.unreachable
+
+    def _verdict(self) -> str:
+        if self.findings:
+            return (f"FAILED: {len(self.findings)} problem(s) in {len(self.bad_granules)} "
+                    "granule(s)")
+        if self.unreachable:
+            return f"NOT CHECKED: {len(self.unreachable)} source(s) unreachable"
+        return "ok"
+
+    def __repr__(self) -> str:
+        return (f"ValidationReport({self.store}: {self._verdict()}; {self.granules} granules, "
+                f"{self.refs_checked} references and {self.chunks_checked} chunks compared)")
+
+    def _repr_html_(self) -> str:
+        rows = ([{"granule": f.granule, "result": "differs", "what": f.what}
+                 for f in self.findings]
+                + [{"granule": f.granule, "result": "not checked", "what": f.what}
+                   for f in self.unreachable])
+        return html_table(
+            f"gcov-index validate: {self.store}",
+            [("verdict", self._verdict()), ("granules", self.granules),
+             ("compared", f"{self.refs_checked} chunk references, {self.chunks_checked} "
+                          "sampled chunks"), ("integrity record", self.integrity)],
+            ("granule", "result", "what"), rows)
 
     @property
     def bad_granules(self) -> list[str]:
@@ -93,6 +124,8 @@ class ValidationReport:
         return "\n".join(lines)
 
     def raise_if_failed(self) -> None:
+        """Raise :class:`ValidationError` (exit 6) for a proven difference, else
+        :class:`AccessError` (exit 3) for a source not reached; nothing when ``ok``."""
         if self.findings:
             names = [g for g in self.bad_granules if g != STORE]
             damaged = next((f.what for f in self.findings if f.granule == STORE), None)
@@ -108,8 +141,41 @@ class ValidationReport:
 
 def validate(store: str | Path, *, sample: int = 4, seed: int = 0, protocol: str | None = None,
              access: Access | None = None) -> ValidationReport:
-    """Check the store's integrity record, every granule's source fingerprint, every chunk
-    reference against the source's chunk index, and ``sample`` chunks per granule."""
+    """Check that a store is whole and still true to its sources.
+
+    Four checks (the module's docstring has the detail): the store against its own integrity
+    record; each source's size, ETag and modification time against the fingerprint taken when
+    it was scanned; every chunk reference against the source's chunk index, read again; and
+    ``sample`` chunks per granule read through the store and straight from the source HDF5,
+    byte for byte.
+
+    Parameters
+    ----------
+    store
+        A JSON or Parquet store: a path, or an ``s3://`` or ``https://`` URL (Icechunk stores
+        are refused: Icechunk checks its own snapshots).
+    sample
+        Chunks compared per granule (0: fingerprints and references only).
+    seed
+        Which chunks are sampled (the same seed picks the same chunks).
+    protocol
+        ``"s3"`` or ``"https"``: read the sources that way whatever URLs the store holds
+        (default: as the store says).
+    access
+        Credentials and endpoints (default :meth:`Access.from_env`).
+
+    Returns
+    -------
+    ValidationReport
+        Every proven difference (``findings``) and every source that could not be reached now
+        (``unreachable``), by granule; ``ok`` when there are none. In a notebook it shows as a
+        table; :meth:`ValidationReport.raise_if_failed` turns it into the CLI's errors.
+
+    Raises
+    ------
+    BadInputError
+        A negative ``sample``, an Icechunk store, a store that is not gcov-index's.
+    """
     if sample < 0:
         raise BadInputError(f"--sample {sample}: give 0 (fingerprints only) or more chunks")
     if str(store).rstrip("/").lower().endswith(".icechunk"):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .._version import __version__
+from ..discover.display import dataframe, html_table, span
 from ..discover.search import SearchResult
 from ..discover.select import Selection, select_latest
 from ..errors import BadInputError
@@ -53,6 +54,59 @@ class BuildResult:
     kept: int = 0
     unchanged: bool = False
     notes: list[str] = field(default_factory=list)  # advice, one line each (a big JSON store)
+
+    # -- presentation (a notebook: repr, HTML, a DataFrame) --------------------------------------
+    def __repr__(self) -> str:
+        done = ("unchanged" if self.unchanged else
+                f"{len(self.added)} added, {len(self.replaced)} replaced, {self.kept} kept")
+        ids = ", ".join(s.get("id") or "root" for s in self.stacks)
+        return (f"BuildResult({self.store}: {len(self.selection.selected)} granules in "
+                f"{len(self.stacks)} stack{'s' if len(self.stacks) != 1 else ''}"
+                f"{f' ({ids})' if ids else ''}; {done}; {self.scanned} scanned, {self.cached} "
+                f"from the cache; {len(self.warnings)} warning"
+                f"{'s' if len(self.warnings) != 1 else ''})")
+
+    def rows(self) -> list[dict]:
+        """One plain row per granule in the store: granuleId, time (ISO), stack, maturity,
+        status (``added``, ``replaced``: a newer release or a rewritten source, ``kept``),
+        replaces (the granuleIds it replaced), url."""
+        record = self.tree.groups.get("", {}).get(STORE_ATTR) or {}
+        stack_of = {g.get("granuleId"): g.get("stack") for g in record.get("granules", [])}
+        only = self.stacks[0].get("id") if len(self.stacks) == 1 else None  # (unchanged)
+        added = set(self.added)
+        replaces: dict[str, list[str]] = {}
+        for r in self.replaced:
+            replaces.setdefault(r.get("by"), []).append(r.get("granuleId"))
+        rows = []
+        for g in self.selection.selected:
+            status = ("added" if g.stem in added else "replaced" if g.stem in replaces
+                      else "kept")
+            rows.append({"granuleId": g.stem, "time": g.start.isoformat(),
+                         "stack": stack_of.get(g.stem, only), "maturity": g.maturity,
+                         "status": status, "replaces": ",".join(replaces.get(g.stem, [])) or None,
+                         "url": g.url})
+        return rows
+
+    _COLUMNS = ("granuleId", "time", "stack", "maturity", "status", "replaces", "url")
+
+    def to_dataframe(self):
+        """The granules in the store, one row each (:meth:`rows`), ``time`` as UTC datetimes.
+        Needs pandas."""
+        return dataframe(self.rows(), self._COLUMNS, times=("time",))
+
+    def _repr_html_(self) -> str:
+        rows = self.rows()
+        return html_table(
+            f"gcov-index build: {self.store}",
+            [("granules", f"{len(rows)} ({span(r['time'] for r in rows)})"),
+             ("stacks", "; ".join(f"{s.get('id') or 'root'}: {s.get('granules')} granules"
+                                  for s in self.stacks)),
+             ("changes", "nothing new" if self.unchanged else
+              f"{len(self.added)} added, {len(self.replaced)} replaced, {self.kept} kept"),
+             ("scanned", f"{self.scanned} ({self.cached} from the cache)"),
+             ("chunk references", self.tree.n_refs),
+             *[("warning", w) for w in self.warnings], *[("note", n) for n in self.notes]],
+            self._COLUMNS, rows)
 
 
 def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,

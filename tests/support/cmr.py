@@ -4,9 +4,11 @@ asf_search talks to ``https://{host}/search/granules.umm_json``; :class:`CMRServ
 there with a certificate from a throw-away CA (``trustme``), so asf_search runs unchanged: it
 POSTs the form CMR takes (``shortName``, ``attribute[]``, ``bounding_box`` / ``polygon``,
 ``temporal``, ``page_size``, ``sort_key[]``, ``provider``), follows ``CMR-Search-After`` pages
-and parses UMM-G records. The service filters its records by those parameters as CMR does,
-refuses parameters it does not know (400, as CMR), and can be told to fail or stall
-(:meth:`CMRService.fail`).
+and parses UMM-G records. The service filters its records by those parameters as CMR does
+(``attribute[]`` on any additional attribute, which is how asf_search asks for NISAR's
+``frameCoverage``, ``mainBandPolarization``, ``rangeBandwidth``, ...; ``orbit_number`` for
+``absoluteOrbit``, ``updated_since`` for ``processingDate``), refuses parameters it does not
+know (400, as CMR), and can be told to fail or stall (:meth:`CMRService.fail`).
 
 :func:`granule_record` writes a record in the shape of a real NISAR L2 GCOV UMM-G record:
 CRID in ``DataGranule.Identifiers``; track, frame, direction, product type and production in
@@ -135,8 +137,13 @@ def granule_record(spec: GranuleSpec, *, https_base: str = HTTPS_BASE, size: int
         _attr("CYCLE_NUMBER", g.cycle), _attr("ORBIT_TYPE", "NOE"),
         _attr("FREQUENCY_A_POLARIZATION", *POLARIZATIONS[a]),
         _attr("FREQUENCY_B_POLARIZATION", *POLARIZATIONS[b]),
-        _attr("FREQUENCY_A_POLARIZATION_CONCAT", "".join(POLARIZATIONS[a])),
-        _attr("RANGE_BANDWIDTH_CONCAT", f"{int(g.mode[:2])}+{int(g.mode[2:])}"),
+        # as CMR holds them (asf_search's mainBandPolarization, sideBandPolarization and
+        # rangeBandwidth ask for these values): HH+HV; 20+5 for mode 2005, 40 for 4000
+        _attr("FREQUENCY_A_POLARIZATION_CONCAT", "+".join(POLARIZATIONS[a])),
+        *([_attr("FREQUENCY_B_POLARIZATION_CONCAT", "+".join(POLARIZATIONS[b]))]
+          if POLARIZATIONS[b] else []),
+        _attr("RANGE_BANDWIDTH_CONCAT", f"{int(g.mode[:2])}" + (
+            f"+{int(g.mode[2:])}" if int(g.mode[2:]) else "")),
         _attr("JOINT_OBSERVATION", "FALSE"), _attr("PROCESSING_TYPE", "L2"),
         _attr("CENTER_LAT", round(lat, 6)), _attr("CENTER_LON", round(lon, 6)),
         _attr("ASF_PLATFORM", "NISAR"),
@@ -256,6 +263,8 @@ class _Record:
         pts = umm["SpatialExtent"]["HorizontalSpatialDomain"]["Geometry"]["GPolygons"][0][
             "Boundary"]["Points"]
         self.shape = Polygon([(p["Longitude"], p["Latitude"]) for p in pts])
+        self.orbits = [o["OrbitNumber"] for o in umm.get("OrbitCalculatedSpatialDomains", [])]
+        self.revised = datetime.fromisoformat(doc["meta"]["revision-date"])
 
     @property
     def sort_key(self) -> list:
@@ -270,7 +279,8 @@ class CMRError(Exception):
 
 _KNOWN = {"shortName", "attribute[]", "bounding_box", "polygon", "point", "temporal",
           "page_size", "sort_key[]", "provider", "options[temporal][and]",
-          "options[platform][ignore_case]", "readable_granule_name[]", "granule_ur[]"}
+          "options[platform][ignore_case]", "readable_granule_name[]", "granule_ur[]",
+          "orbit_number", "updated_since"}
 
 
 def _filter(records: list[_Record], params: list[tuple[str, str]]) -> list[_Record]:
@@ -299,6 +309,18 @@ def _filter(records: list[_Record], params: list[tuple[str, str]]) -> list[_Reco
             if t0 and t1 and t1 < t0:
                 raise CMRError(400, f"temporal range [{value}] is invalid: end before start")
             out = [r for r in out if (t0 is None or r.end >= t0) and (t1 is None or r.start <= t1)]
+        elif key == "orbit_number":  # asf_search's absoluteOrbit: N, or MIN,MAX
+            try:
+                lo, hi = (int(v) for v in (value.split(",") * 2)[:2])
+            except ValueError:
+                raise CMRError(400, f"Orbit number [{value}] is invalid") from None
+            out = [r for r in out if any(lo <= o <= hi for o in r.orbits)]
+        elif key == "updated_since":  # asf_search's processingDate
+            try:
+                since = datetime.fromisoformat(value)
+            except ValueError:
+                raise CMRError(400, f"updated_since [{value}] is not a valid datetime") from None
+            out = [r for r in out if r.revised >= since]
         elif key in ("bounding_box", "polygon", "point"):
             try:
                 v = [float(x) for x in value.split(",")]
