@@ -2,7 +2,8 @@
 
 The verbs, in the order of the flow: ``search`` (asf_search, the preferred release of each
 acquisition), ``build`` (select -> scan -> stacks -> merge -> write), ``open_store`` (xarray
-DataTree), ``subset`` (a bbox time series over every stack), ``validate`` (the store against its
+DataTree), ``subset`` (a bbox time series over every stack; ``write_series`` saves it as CSV or
+CF-1.10 NetCDF, ``plot_series`` as a PNG), ``validate`` (the store against its
 sources), ``info`` (what a store holds). Each is
 imported on first use, so ``import gcov_index`` (and the CLI's ``--help``) stays cheap.
 
@@ -33,6 +34,8 @@ _LAZY = {
     "open_store": ("read.open", "open_store"),
     "subset": ("read.subset", "subset"),
     "Box": ("read.subset", "Box"),
+    "write_series": ("read.subset", "write_series"),
+    "plot_series": ("read.subset", "plot_series"),
     "validate": ("read.validate", "validate"),
     "info": ("read.info", "store_info"),
     "StoreInfo": ("read.info", "StoreInfo"),
@@ -46,8 +49,8 @@ _LAZY = {
 
 __all__ = [  # noqa: RUF022 (in the order of the flow, not sorted)
     "search", "SearchQuery", "SearchResult", "FoundGranule", "select_latest", "scan", "build",
-    "BuildResult", "open_store", "subset", "Box", "validate", "ValidationReport", "info",
-    "StoreInfo", "Access", "Endpoints", "Granule",
+    "BuildResult", "open_store", "subset", "Box", "write_series", "plot_series", "validate",
+    "ValidationReport", "info", "StoreInfo", "Access", "Endpoints", "Granule",
     "AccessError", "AuthError", "BadInputError", "GcovIndexError", "NoResultsError",
     "SearchError", "ValidationError", "__version__",
 ]

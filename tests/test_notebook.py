@@ -64,4 +64,6 @@ def test_the_notebook_runs_against_the_demo_archive(tmp_path, monkeypatch):
     plot = next(o for c in cells if "plot(" in c.source for o in [_outputs(c)])
     assert "image/png" in plot
     info = by_source["print(gi.info(STORE).text())"]["text/plain"]
-    assert "afar.parquet" in info or "granules" in info
+    assert "5 granules" in info, info
+    assert "Polygon" in by_source["footprints = found.to_geojson()"]["text/plain"]
+    assert (work / "afar-series.nc").is_file()
