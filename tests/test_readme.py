@@ -218,6 +218,9 @@ def check_command(cmd: dict, work: Path) -> None:
     if verb == "search":
         assert re.search(r"^\d+ granules? ", out, re.M), out
         assert "NISAR_L2_PR_GCOV_" in out
+    elif verb == "build" and "--update" in args:  # the store given, written or left as it was
+        assert (work / opts["--update"]).exists(), cmd["line"]
+        assert out.startswith(("wrote ", f"{opts['--update']}: up to date")), out
     elif verb == "build" and "--dry-run" not in args:
         assert (work / opts["--out"]).exists(), cmd["line"]
         assert out.startswith("wrote "), out
@@ -322,11 +325,28 @@ def _python_icechunk(ran: Ran, work: Path) -> bool:
             and ns["hh"].sizes["time"] == 5)
 
 
+def _recipes(ran: Ran, work: Path) -> bool:
+    import xarray as xr
+
+    update, _ = ran.commands  # the subset: its files, below
+    with xr.open_dataset(work / "afar.nc") as nc:
+        cf = nc.attrs["Conventions"] == "CF-1.10" and _series(nc["frequencyA_HHHH"], 5)
+    return "nothing new" in update["out"] and cf and (work / "afar.png").stat().st_size > 0
+
+
+def _python_recipes(ran: Ran, work: Path) -> bool:
+    ns = ran.namespace
+    return (ns["grid"]["HHHH"].chunks is not None and ns["monthly"].sizes["time"] == 3
+            and _finite(ns["monthly"].mean(["yCoordinates", "xCoordinates"]))
+            and ns["cf"].attrs["Conventions"] == "CF-1.10" and _series(ns["series"]["frequencyA_HHHH"], 5))
+
+
 # block name -> what it must give, beyond running without an error
 CHECKS = {"use": _use, "python-search": _python_search, "python-open": _python_open,
           "stacks": _stacks, "python-stacks": _python_stacks, "subset": _subset,
           "plain-xarray": _plain_xarray, "workers": _workers, "icechunk": _icechunk,
-          "python-icechunk": _python_icechunk}
+          "python-icechunk": _python_icechunk, "recipes": _recipes,
+          "python-recipes": _python_recipes}
 
 
 def test_the_readme_marks_the_blocks_it_means_to_run():
