@@ -192,10 +192,10 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
         tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(stacks, selection, tree,
                                                                     extra_attrs, warnings, when)}
         path = target.write(tree, progress)
-    log.info("wrote %s: %d granules in %d stacks, %d chunk references (%d scanned, %d from the "
-             "cache, %d added, %d replaced) in %.2f s", path, len(manifests), len(stacks),
-             tree.n_refs, len(scanned) - cached, cached, len(change["added"]),
-             len(change["replaced"]), time.monotonic() - started)
+    log.info("wrote %s: %d granules, %d chunk references, %d stack%s (%d scanned, %d from "
+             "the cache, %d added, %d replaced) in %.2f s", path, len(manifests), tree.n_refs,
+             len(stacks), "s" * (len(stacks) != 1), len(scanned) - cached, cached,
+             len(change["added"]), len(change["replaced"]), time.monotonic() - started)
     return BuildResult(store=path, selection=selection, tree=tree,
                        scanned=len(scanned) - cached, cached=cached,
                        stacks=[s.describe() for s in stacks], warnings=warnings,
