@@ -49,7 +49,7 @@ from fsspec.asyn import AsyncFileSystem
 from obspec_utils.readers import BlockStoreReader
 from obstore.store import HTTPStore, LocalStore, S3Store
 
-from .._log import logger
+from .._log import hide, logger
 from ..errors import AccessError, AuthError, first_line
 from .auth import TRANSIENT_STATUS, BearerAuth, CredentialProvider, find_token_and_source
 from .endpoints import PROD, Endpoints, is_loopback
@@ -757,8 +757,14 @@ class Access:
         found, source = find_token_and_source(token, token_file, edl_url=endpoints.edl_url)
         if source in ("argument", "earthaccess"):  # held by this process only
             source = None
+        log.info("Earthdata token: %s", f"from {source}" if source else "given in memory"
+                 if found else "none found (argument, file, EARTHDATA_TOKEN, earthaccess, "
+                 "EARTHDATA_USERNAME/PASSWORD, ~/.netrc)")
         return cls(endpoints=endpoints, retry=retry or RetryPolicy.from_env(), token=found,
                    token_source=source)
+
+    def __post_init__(self) -> None:
+        hide(self.token)  # never in a log record, wherever it would appear
 
     @property
     def https_base(self) -> str:
