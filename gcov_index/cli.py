@@ -732,8 +732,9 @@ class _Quiet:
 
     One stderr handler on the root logger, which every record reaches that no library's own
     handler took (so Python's last-resort printer is never used), passes the gcov_index
-    records only, redacted (:func:`gcov_index._log.redact`); a library that prints through its own handlers (distributed does) is
-    muted where it is loaded (:func:`_mute_own_handlers`)."""
+    records only, redacted (:func:`gcov_index._log.redact`); a library that prints through
+    handlers of its own (distributed does) is muted where it is loaded
+    (:func:`_mute_own_handlers`)."""
 
     muted: list[logging.Logger] | None = None  # while a command runs without GCOV_INDEX_DEBUG
 
