@@ -736,7 +736,7 @@ class _Quiet:
     handlers of its own (distributed does) is muted where it is loaded
     (:func:`_mute_own_handlers`)."""
 
-    muted: list[logging.Logger] | None = None  # while a command runs without GCOV_INDEX_DEBUG
+    muted: list[logging.Handler] | None = None  # while a command runs without GCOV_INDEX_DEBUG
 
     def __init__(self, debug: bool):
         self.debug = debug
@@ -772,7 +772,7 @@ class _Quiet:
         self._logger.setLevel(self._level)
         if not self.debug:
             for muted in _Quiet.muted or []:
-                muted.disabled = False
+                muted.removeFilter(_nothing)
             _Quiet.muted = None
             sys.unraisablehook = self._hook
         self._warnings.__exit__(*exc)
@@ -783,17 +783,22 @@ def _ours(record: logging.LogRecord | logging.Logger) -> bool:
     return record.name == "gcov_index" or record.name.startswith("gcov_index.")
 
 
+def _nothing(record: logging.LogRecord) -> bool:
+    return False
+
+
 def _mute_own_handlers() -> None:
-    """While a command runs without GCOV_INDEX_DEBUG: the loggers of other libraries that
-    print through handlers of their own, disabled (and let speak again at the end)."""
+    """While a command runs without GCOV_INDEX_DEBUG: the handlers other libraries put on
+    their loggers pass nothing (their child loggers' records included), until the end."""
     if _Quiet.muted is None:
         return
     for lg in list(logging.root.manager.loggerDict.values()):
-        if (isinstance(lg, logging.Logger) and lg.handlers and not lg.disabled
-                and not _ours(lg) and not all(isinstance(h, logging.NullHandler)
-                                              for h in lg.handlers)):
-            lg.disabled = True
-            _Quiet.muted.append(lg)
+        if not isinstance(lg, logging.Logger) or _ours(lg):
+            continue
+        for h in lg.handlers:
+            if not isinstance(h, logging.NullHandler) and _nothing not in h.filters:
+                h.addFilter(_nothing)
+                _Quiet.muted.append(h)
 
 
 def _progress(args) -> bool:
