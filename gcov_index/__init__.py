@@ -14,9 +14,14 @@ one-line ``repr``, shows as a table in a notebook, and gives ``to_dataframe()`` 
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 
 from ._version import __version__
+
+# a library configures no handler: its records (the "gcov_index" logger tree, gcov_index._log)
+# are printed only when the application sets up logging, as the CLI does with -v, -vv, --quiet
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # The package loads before the command's Ctrl-C handler (gcov_index.__main__), so it imports as
 # little as it can: not typing, not even the error types (they load lazily like the verbs).

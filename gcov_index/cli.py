@@ -6,12 +6,20 @@ out). Inputs are checked before any work starts: a store to read, an output to w
 directory writable, its name not too long), the cache directory, the granules and lists given.
 Anything unexpected is one line as well (exit 1); ``GCOV_INDEX_DEBUG=1`` prints the traceback
 and lets libraries' warnings and logs through.
+
+Logging: every command takes ``-v`` (the ``gcov_index`` logger at INFO: what the command is
+doing), ``-vv`` (DEBUG: each request, retry and credential fetch) and ``--quiet`` (ERROR; no
+progress bar); by default WARNING. Records go to stderr as ``gcov-index: LEVEL: ...``, through
+one handler that passes only the ``gcov_index`` loggers' records (every logger's with
+``GCOV_INDEX_DEBUG``). The error of a failed command is never a log record: it is the one
+``gcov-index: error:`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -19,6 +27,7 @@ import stat
 import sys
 from pathlib import Path
 
+from ._log import redacting
 from ._version import __version__
 from .errors import AccessError, AuthError, BadInputError, GcovIndexError, first_line
 
@@ -38,6 +47,15 @@ class _Parser(argparse.ArgumentParser):
         if message.startswith(f"the following arguments are required: {COMMAND_METAVAR}"):
             message = f"give a command: {', '.join(COMMANDS)}"
         raise BadInputError(f"{message} (see '{self.prog} --help')")
+
+
+def _log_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("logging (to stderr)").add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="what the command is doing; -vv: each request, retry and credential "
+                   "fetch (secrets redacted)")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="errors only (and no progress bar)")
 
 
 def _access_options(p: argparse.ArgumentParser) -> None:
@@ -395,7 +413,7 @@ def cmd_build(args) -> int:
         result = build(inputs, args.out, access=access,
                        cache=not args.no_cache, cache_dir=args.cache_dir,
                        workers=args.workers, pool="thread" if args.threads else None,
-                       client=client, progress=not args.quiet and _tty(sys.stderr),
+                       client=client, progress=_progress(args),
                        maturity=args.maturity, replace=args.replace)
     sel = result.selection
     if result.unchanged:
@@ -452,7 +470,7 @@ def _update(args) -> int:
         result = build(found, Path(args.update).expanduser(), access=access,
                        cache=not args.no_cache, cache_dir=args.cache_dir, workers=args.workers,
                        pool="thread" if args.threads else None, client=client,
-                       progress=not args.quiet and _tty(sys.stderr), maturity=args.maturity)
+                       progress=_progress(args), maturity=args.maturity)
     if result.unchanged:
         print(f"{args.update}: up to date, nothing new ({result.kept} granules kept)")
         return 0
@@ -609,7 +627,7 @@ def parser() -> argparse.ArgumentParser:
                    "each worker reads the token and fetches S3 credentials itself")
     b.add_argument("--cache-dir", help="manifest cache (default ~/.cache/gcov-index)")
     b.add_argument("--no-cache", action="store_true", help="scan again, cache nothing")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    _log_options(b)
     _access_options(b)
     _search_options(b)
     b.set_defaults(func=cmd_build)
@@ -618,6 +636,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="table", choices=("table", "json", "csv"))
     s.add_argument("--show-superseded", action="store_true",
                    help="also list the older releases that were left out")
+    _log_options(s)
     s.set_defaults(func=cmd_search)
     t = sub.add_parser("subset", help="time series of a statistic over a bounding box")
     t.add_argument("store")
@@ -634,6 +653,7 @@ def parser() -> argparse.ArgumentParser:
                    help="read chunks over S3 or HTTPS whatever the store holds")
     t.add_argument("--stack", help="read one stack of a store of several (ids: gcov-index "
                    "info STORE); default: every stack the box touches")
+    _log_options(t)
     _access_options(t)
     t.set_defaults(func=cmd_subset)
     v = sub.add_parser("validate", help="compare sampled chunks with the sources, bit for "
@@ -645,10 +665,12 @@ def parser() -> argparse.ArgumentParser:
                    help="which chunks are sampled (0)")
     v.add_argument("--protocol", choices=("s3", "https"),
                    help="read chunks and sources over S3 or HTTPS whatever the store holds")
+    _log_options(v)
     _access_options(v)
     v.set_defaults(func=cmd_validate)
     i = sub.add_parser("info", help="what a store holds")
     i.add_argument("store")
+    _log_options(i)
     i.set_defaults(func=cmd_info)
     return p
 
@@ -687,35 +709,101 @@ def _interrupted(e: BaseException) -> bool:
     return False
 
 
+LEVELS = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+
+
+class _Format(logging.Formatter):
+    """``gcov-index: info: ...``; at DEBUG with the time since start and the logger's name."""
+
+    def __init__(self, detailed: bool):
+        super().__init__()
+        self.detailed = detailed
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        where = f"[{record.relativeCreated / 1000:.3f} s {record.name}] " if self.detailed else ""
+        return f"gcov-index: {record.levelname.lower()}: {where}{record.message}"
+
+
 class _Quiet:
-    """Only our one line on stderr: libraries' warnings and log records (asyncio's "Task was
+    """Only our lines on stderr: libraries' warnings and log records (asyncio's "Task was
     destroyed", "Future exception was never retrieved") and "Exception ignored in" reports are
-    dropped while a command runs, unless GCOV_INDEX_DEBUG is set."""
+    dropped while a command runs, unless GCOV_INDEX_DEBUG is set; the ``gcov_index`` loggers'
+    records are printed at the level the flags choose (:meth:`level`; WARNING until then).
+
+    One stderr handler on the root logger, which every record reaches that no library's own
+    handler took (so Python's last-resort printer is never used), passes the gcov_index
+    records only, redacted (:func:`gcov_index._log.redact`); a library that prints through
+    handlers of its own (distributed does) is muted where it is loaded
+    (:func:`_mute_own_handlers`)."""
+
+    muted: list[logging.Handler] | None = None  # while a command runs without GCOV_INDEX_DEBUG
 
     def __init__(self, debug: bool):
         self.debug = debug
 
     def __enter__(self):
-        import logging
         import warnings
 
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
+        self._logger = logging.getLogger("gcov_index")
+        self._level = self._logger.level
+        self.handler = logging.StreamHandler(sys.stderr)
+        self.handler.setFormatter(_Format(False))
+        self.handler.addFilter(redacting)  # every record printed, libraries' too
         if not self.debug:
+            self.handler.addFilter(_ours)
             warnings.simplefilter("ignore")
-            self._disabled = logging.root.manager.disable
-            logging.disable(logging.CRITICAL)
             self._hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+            _Quiet.muted = []
+            _mute_own_handlers()
+        logging.root.addHandler(self.handler)
+        self.level(0)
         return self
 
-    def __exit__(self, *exc):
-        import logging
+    def level(self, verbosity: int) -> None:
+        """-1 (--quiet): errors only; 0: warnings; 1 (-v): info; 2 or more (-vv): debug."""
+        level = LEVELS[max(-1, min(2, verbosity))]
+        self._logger.setLevel(level)
+        self.handler.setFormatter(_Format(level <= logging.DEBUG))
 
+    def __exit__(self, *exc):
+        logging.root.removeHandler(self.handler)
+        self._logger.setLevel(self._level)
         if not self.debug:
-            logging.disable(self._disabled)
+            for muted in _Quiet.muted or []:
+                muted.removeFilter(_nothing)
+            _Quiet.muted = None
             sys.unraisablehook = self._hook
         self._warnings.__exit__(*exc)
         return False
+
+
+def _ours(record: logging.LogRecord | logging.Logger) -> bool:
+    return record.name == "gcov_index" or record.name.startswith("gcov_index.")
+
+
+def _nothing(record: logging.LogRecord) -> bool:
+    return False
+
+
+def _mute_own_handlers() -> None:
+    """While a command runs without GCOV_INDEX_DEBUG: the handlers other libraries put on
+    their loggers pass nothing (their child loggers' records included), until the end."""
+    if _Quiet.muted is None:
+        return
+    for lg in list(logging.root.manager.loggerDict.values()):
+        if not isinstance(lg, logging.Logger) or _ours(lg):
+            continue
+        for h in lg.handlers:
+            if not isinstance(h, logging.NullHandler) and _nothing not in h.filters:
+                h.addFilter(_nothing)
+                _Quiet.muted.append(h)
+
+
+def _progress(args) -> bool:
+    """build's progress bar: on a terminal, without --quiet; -v and -vv say it in lines."""
+    return not args.quiet and not args.verbose and _tty(sys.stderr)
 
 
 @contextlib.contextmanager
@@ -729,6 +817,7 @@ def _dask_client(address: str | None):
     except ImportError:
         raise BadInputError("--dask: dask.distributed is not installed "
                             "(pip install 'gcov-index[distributed]')") from None
+    _mute_own_handlers()  # distributed prints through its own handlers
     try:
         client = Client(address, timeout=DASK_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
@@ -757,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code; every failure is one line on stderr."""
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     args = None
-    with _Quiet(debug):
+    with _Quiet(debug) as quiet:
         try:
             handler = signal.getsignal(signal.SIGINT)
             if getattr(handler, "gcov_index_startup", False):  # run() set it: ours from here
@@ -772,6 +861,7 @@ def main(argv: list[str] | None = None) -> int:
                 args = parser().parse_args(_glue_values(argv))
             except SystemExit as e:  # --help, --version: printed, done
                 return e.code if isinstance(e.code, int) else 0
+            quiet.level(-1 if args.quiet else args.verbose)
             args.written = []  # outputs complete so far, for the line of an interruption
             code = args.func(args)
             stop_if_interrupted()  # a Ctrl-C that a library swallowed still ends the command

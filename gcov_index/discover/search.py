@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
+from .._log import logger
 from .._time import iso_utc, utc
 from ..errors import BadInputError, NoResultsError, SearchError, first_line
 from ..granule import Granule, file_name, is_data_granule
@@ -31,6 +32,7 @@ from .query import ASF_NAMES, OWN, SearchQuery
 from .select import select_latest
 
 PROTOCOLS = ("https", "s3")
+log = logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -308,10 +310,17 @@ def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, b
     saved = INTERNAL.CMR_TIMEOUT, asf_search.REPORT_ERRORS
     INTERNAL.CMR_TIMEOUT = timeout
     asf_search.REPORT_ERRORS = saved[1] and host == PROD.cmr_host
+    log.info("searching CMR at %s: %s", host, query.describe())
     try:
         for attempt in range(1, retries + 1):
+            started = time.monotonic()
+            log.debug("CMR search at %s (try %d of %d, timeout %g s)", host, attempt, retries,
+                      timeout)
             try:
-                return asf_search.search(opts=opts)
+                products = asf_search.search(opts=opts)
+                log.info("CMR at %s: %d records in %.2f s", host, len(products),
+                         time.monotonic() - started)
+                return products
             except ASFSearch4xxError as e:
                 raise SearchError(f"CMR at {host} refused the search {query.describe()}: "
                                   f"{first_line(e, 300)}") from None
@@ -325,6 +334,9 @@ def _run(query: SearchQuery, host: str, session, timeout: float, retries: int, b
                 if attempt == retries:
                     raise SearchError(f"CMR at {host} did not answer the search after "
                                       f"{retries} tries: {_reason(e, timeout)}") from None
+                log.debug("CMR at %s, try %d failed after %.2f s: %s; retry in %g s", host,
+                          attempt, time.monotonic() - started, _reason(e, timeout),
+                          backoff * 2 ** (attempt - 1))
                 time.sleep(backoff * 2 ** (attempt - 1))
     finally:
         INTERNAL.CMR_TIMEOUT, asf_search.REPORT_ERRORS = saved

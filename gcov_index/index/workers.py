@@ -13,11 +13,13 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
+from .._log import logger
 from ..errors import BadInputError
 from ..io.access import Access, canonical_url
 from ..io.endpoints import Endpoints
@@ -30,6 +32,7 @@ from .scan import scan
 POOLS = ("process", "thread")
 POOL_ENV = "GCOV_INDEX_POOL"  # the default pool when none is given (else "process")
 START_METHOD = "spawn"  # forkserver's server keeps the environment of its first use: stale tokens
+log = logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,18 @@ def worker_access(spec: AccessSpec) -> Access:
 
 def scan_task(url: str, spec: AccessSpec, fp: Fingerprint) -> GranuleManifest:
     """What runs in a worker: one scan with the worker's own Access."""
-    return scan(url, worker_access(spec), fp)
+    return _scan(url, worker_access(spec), fp)
+
+
+def _scan(url: str, access: Access, fp: Fingerprint) -> GranuleManifest:
+    """One scan, its start and end logged at debug (in a worker process or on a Dask worker,
+    in that process's logging: the caller logs each manifest as it comes back)."""
+    log.debug("scan %s: started (%d bytes)", url, fp.size)
+    started = time.monotonic()
+    m = scan(url, access, fp)
+    log.debug("scan %s: done in %.2f s, %d arrays", url, time.monotonic() - started,
+              len(m.arrays))
+    return m
 
 
 def _remote(url: str) -> bool:
@@ -112,32 +126,45 @@ def scan_all(urls: Sequence[str], access: Access, cache: ManifestCache,
         if m is None:
             todo.append((i, url, fp))
         else:
+            log.debug("%s: from the cache", url)
             out[i] = m
     cached = len(urls) - len(todo)
+    log.info("%d granules: %d from the cache, %d to scan", len(urls), cached, len(todo))
     bar = _bar(len(urls), "scan", "granule", progress, initial=cached)
     if todo:
         n = workers or default_workers(len(todo))
+        started = time.monotonic()
+        elsewhere = True  # scans in other processes: their own log records are not seen here
         if client is not None:
+            log.info("scanning %d granules on the Dask cluster at %s", len(todo),
+                     getattr(client.scheduler, "address", "?"))
             done = _on_dask(client, todo, _spec(access, [u for _, u, _ in todo], "dask"))
         else:
             spec = _spec(access, [u for _, u, _ in todo], pool) if pool == "process" else None
+            log.info("scanning %d granules in %d %s", len(todo), max(1, min(n, len(todo))),
+                     "threads" if spec is None else "worker processes")
+            elsewhere = spec is not None
             if spec is None:
                 ex: Executor = ThreadPoolExecutor(max_workers=max(1, min(n, len(todo))))
-                task: Callable = lambda url, fp: scan(url, access, fp)  # noqa: E731
+                task: Callable = lambda url, fp: _scan(url, access, fp)  # noqa: E731
             else:
                 ex = ProcessPoolExecutor(max_workers=max(1, min(n, len(todo))),
                                          mp_context=multiprocessing.get_context(START_METHOD))
                 task = lambda url, fp: ex.submit(scan_task, url, spec, fp)  # noqa: E731
             done = _on_pool(ex, todo, task, spec is None)
         try:
-            for i, m in done:
+            for k, (i, m) in enumerate(done, 1):
                 out[i] = m
                 cache.put(m)
+                if elsewhere:
+                    log.debug("scanned %s (%d of %d, %.2f s after the first was sent)", m.url,
+                              k, len(todo), time.monotonic() - started)
                 if bar:
                     bar.update()
         finally:
             if bar:
                 bar.close()
+        log.info("scanned %d granules in %.2f s", len(todo), time.monotonic() - started)
     elif bar:
         bar.close()
     return [m for m in out if m is not None], cached

@@ -49,10 +49,13 @@ from fsspec.asyn import AsyncFileSystem
 from obspec_utils.readers import BlockStoreReader
 from obstore.store import HTTPStore, LocalStore, S3Store
 
+from .._log import hide, logger
 from ..errors import AccessError, AuthError, first_line
 from .auth import TRANSIENT_STATUS, BearerAuth, CredentialProvider, find_token_and_source
 from .endpoints import PROD, Endpoints, is_loopback
 from .retry import DEFAULT, RetryPolicy
+
+log = logger(__name__)
 
 # HDF5 reads go through a cache of 4 MiB blocks: the product's file-space page size, so one
 # block holds one metadata page (shared/gcov-product.md)
@@ -265,6 +268,46 @@ class SourceReader(BlockStoreReader):
             self._failed(e)
 
 
+class _Logged:
+    """What a :class:`SourceReader` asks of a store (``head``, ``get``, ``get_ranges``), each
+    request logged at debug: what, the URL, ranges and bytes, how long (obstore does not tell
+    the status, nor its own retries: those happen inside it)."""
+
+    def __init__(self, store, url: str):
+        self.store, self.url = store, url
+        self.via = " (at its pre-signed URL)" if isinstance(store, _SignedSource) else ""
+
+    def _timed(self, what: str, call, done):
+        if not log.isEnabledFor(10):  # logging.DEBUG
+            return call()
+        started = time.monotonic()
+        try:
+            result = call()
+        except Exception as e:
+            log.debug("%s %s%s failed after %.3f s: %s", what, self.url, self.via,
+                      time.monotonic() - started, _no_query(first_line(e, 200)))
+            raise
+        log.debug("%s %s%s: %s in %.3f s", what, self.url, self.via, done(result),
+                  time.monotonic() - started)
+        return result
+
+    def head(self, path: str):
+        return self._timed("HEAD", lambda: self.store.head(path),
+                           lambda meta: f"{meta['size']} bytes long")
+
+    def get(self, path: str, **options):
+        return self._timed("GET", lambda: self.store.get(path, **options),
+                           lambda result: "the whole object")
+
+    def get_ranges(self, path: str, **ranges):
+        starts = ranges.get("starts") or []
+        lengths = ranges.get("lengths") or [e - s for s, e in zip(
+            starts, ranges.get("ends") or [], strict=False)]
+        return self._timed(f"GET {len(starts)} ranges ({sum(lengths)} bytes) of",
+                           lambda: self.store.get_ranges(path, **ranges),
+                           lambda result: "received")
+
+
 def _signed(store, path: str, url: str | None):
     """``store``, or for a host that gets the token (:meth:`Access.route`) the pre-signed URL
     the granule ``url`` redirects to (:class:`Redirects`), read as ``path``."""
@@ -277,7 +320,7 @@ def open_reader(store, path: str, url: str | None = None) -> SourceReader:
     ``reader.failure`` is the first request that failed (see :func:`read_failure`). A store of
     a host that gets the token (from :meth:`Access.route`) is read through the pre-signed URL
     the granule ``url`` redirects to (:class:`Redirects`)."""
-    store = _signed(store, path, url)
+    store = _Logged(_signed(store, path, url), url or path)
     reader = SourceReader(store, path, block_size=PAGE, max_cached_blocks=CACHED_PAGES)
     reader.url = url
     return reader
@@ -380,7 +423,7 @@ def open_frugal_reader(store, path: str, url: str | None = None, *, hint=frozens
                        size: int | None = None) -> FrugalReader:
     """:func:`open_reader` for the scan: a :class:`FrugalReader` (``size``, when known from
     the fingerprint just taken, saves a HEAD request)."""
-    store = _signed(store, path, url)
+    store = _Logged(_signed(store, path, url), url or path)
     reader = FrugalReader(store, path, hint=hint, size=size)
     reader.url = url
     return reader
@@ -551,10 +594,13 @@ class Redirects:
 
         session = self._http()
         waits = iter(self.retry.delays())
+        tries = 0
         while True:
             started = time.monotonic()
+            tries += 1
             with self._lock:
                 self.resolves += 1
+            log.debug("GET %s with the token, a redirect not followed (try %d)", url, tries)
             try:
                 r = session.get(url, auth=BearerAuth(self._token), headers={"Range": "bytes=0-0"},
                                 allow_redirects=False, stream=True,
@@ -567,15 +613,19 @@ class Redirects:
                     r.close()
             except requests.RequestException as e:
                 wait = next(waits, None)
+                log.debug("GET %s failed after %.3f s: %s%s", url, time.monotonic() - started,
+                          type(e).__name__, "" if wait is None else f"; retry in {wait:g} s")
                 if wait is None:
                     raise _kind(AccessError(
                         f"{url}: unreachable ({type(e).__name__}, after {self.retry.retries} "
                         "retries)"), "unreachable") from None
                 time.sleep(wait)
                 continue
+            log.debug("GET %s: HTTP %s in %.3f s", url, status, time.monotonic() - started)
             if status in TRANSIENT_STATUS:
                 wait = next(waits, None)
                 if wait is not None:
+                    log.debug("GET %s: retry in %g s (HTTP %s is transient)", url, wait, status)
                     time.sleep(wait)
                     continue
             break
@@ -625,6 +675,8 @@ class Redirects:
         renew_at = None
         if left is not None:
             renew_at = started + left - min(RENEW_MARGIN, max(left, 0.0) / 5)
+        log.debug("%s: redirected (HTTP %s) to %s, %s", url, status, location,
+                  "valid for an unknown time" if left is None else f"valid {left:.0f} s")
         store = HTTPStore.from_url(location, client_options=self.retry.obstore_client(
             scheme == "http"), retry_config=self.retry.obstore_retry())
         return Signed(location, store, renew_at, status)
@@ -651,6 +703,7 @@ class _SignedSource:
         except Exception as e:
             if not _refused(e):
                 raise
+        log.debug("%s: its pre-signed URL was refused; asking for a new one", self.url)
         signed = self.redirects.get(self.url, stale=signed)
         if signed is None:
             return direct(self.store, self.path)
@@ -704,8 +757,14 @@ class Access:
         found, source = find_token_and_source(token, token_file, edl_url=endpoints.edl_url)
         if source in ("argument", "earthaccess"):  # held by this process only
             source = None
+        log.info("Earthdata token: %s", f"from {source}" if source else "given in memory"
+                 if found else "none found (argument, file, EARTHDATA_TOKEN, earthaccess, "
+                 "EARTHDATA_USERNAME/PASSWORD, ~/.netrc)")
         return cls(endpoints=endpoints, retry=retry or RetryPolicy.from_env(), token=found,
                    token_source=source)
+
+    def __post_init__(self) -> None:
+        hide(self.token)  # never in a log record, wherever it would appear
 
     @property
     def https_base(self) -> str:
@@ -777,6 +836,8 @@ class Access:
                     "missing")
 
     def _http_store(self, base: str, options: dict, with_token: bool) -> HTTPStore:
+        log.debug("%s: read %s", base, "with the Earthdata token" if with_token else
+                  f"without the Earthdata token ({_untrusted.get(urlsplit(base).netloc)})")
         if not with_token:
             return HTTPStore.from_url(base, client_options=options,
                                       retry_config=self.retry.obstore_retry())
@@ -877,13 +938,19 @@ class ChunkFileSystem(AsyncFileSystem):
                 raise remote_error(url, NotImplementedError(
                     f"{path}: open-ended range {start}-{end}"))
         redirects = getattr(store, "redirects", None)
+        started = time.monotonic()
+        what = "whole" if start is None else f"bytes {start}-{end}"
         try:
             if redirects is None:
                 data = await _get(store, key, start, end)
             else:
                 data = await self._signed_get(redirects, url, store, key, start, end)
         except Exception as e:
+            log.debug("GET %s (%s) failed after %.3f s: %s", url, what,
+                      time.monotonic() - started, _no_query(first_line(e, 200)))
             raise remote_error(url, e) from e
+        log.debug("GET %s (%s): %d bytes in %.3f s", url, what, len(data),
+                  time.monotonic() - started)
         if start is None:
             return data
         if len(data) != end - start:  # a short body is a failed read, not a corrupt chunk
@@ -904,6 +971,7 @@ class ChunkFileSystem(AsyncFileSystem):
         except Exception as e:
             if not _refused(e):
                 raise
+        log.debug("%s: its pre-signed URL was refused; asking for a new one", url)
         signed = await redirects.aget(url, stale=signed)
         if signed is None:
             return await _get(store, key, start, end)
@@ -925,10 +993,15 @@ class ChunkFileSystem(AsyncFileSystem):
 
     async def _info(self, path, **kwargs):
         url, store, key = self._target(path)
+        started = time.monotonic()
         try:
             meta = await obstore.head_async(store, key)
         except Exception as e:
+            log.debug("HEAD %s failed after %.3f s: %s", url, time.monotonic() - started,
+                      _no_query(first_line(e, 200)))
             raise remote_error(url, e) from e
+        log.debug("HEAD %s: %s bytes long in %.3f s", url, meta["size"],
+                  time.monotonic() - started)
         return {"name": path, "size": int(meta["size"]), "type": "file"}
 
 

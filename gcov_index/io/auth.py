@@ -23,12 +23,14 @@ from pathlib import Path
 
 import requests
 
-from .._time import utc
+from .._log import hide, logger
+from .._time import iso_utc, utc
 from ..errors import AccessError, AuthError
 from .endpoints import PROD, is_loopback
 from .retry import DEFAULT, RetryPolicy
 
 TIMEOUT = 30
+log = logger(__name__)
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 
 
@@ -38,6 +40,7 @@ class BearerAuth(requests.auth.AuthBase):
 
     def __init__(self, token: str):
         self._token = token
+        hide(token)  # never in a log record
 
     def __call__(self, r):
         r.headers["Authorization"] = f"Bearer {self._token}"
@@ -127,19 +130,28 @@ def _exchange(edl_url: str, login: str, password: str, what: str) -> str:
     if _plain_http(url):
         raise AuthError(f"{url}: not https; {what} is sent over https only (or to a loopback "
                         "address)")
+    hide(password)
+    log.debug("POST %s: %s exchanged for a token", url, what)
+    started = time.monotonic()
     try:
         r = requests.post(url, auth=(login, password), timeout=TIMEOUT)
     except requests.RequestException as e:
+        log.debug("POST %s failed after %.3f s: %s", url, time.monotonic() - started,
+                  type(e).__name__)
         raise AccessError(f"{url}: Earthdata Login is unreachable ({type(e).__name__})") from None
+    log.debug("POST %s: HTTP %s in %.3f s", url, r.status_code, time.monotonic() - started)
     if r.status_code in (401, 403):
         raise AuthError(f"{url}: Earthdata Login rejected {what}")
     if not r.ok:
         raise AuthError(f"{url}: Earthdata Login answered HTTP {r.status_code}")
     try:
-        return r.json()["access_token"]
+        token = r.json()["access_token"]
     except (ValueError, KeyError, TypeError):
         raise AuthError(f"{url}: Earthdata Login answered something else than a token") \
             from None
+    hide(token)
+    log.info("Earthdata token obtained with %s", what)
+    return token
 
 
 @dataclass(frozen=True)
@@ -174,20 +186,29 @@ def fetch_s3_credentials(url: str, token: str | None,
         raise AuthError(f"{url}: not https; the Earthdata token is sent over https only (or to "
                         "a loopback address)")
     waits = iter(policy.delays())
+    tries = 0
     while True:
+        tries += 1
+        started = time.monotonic()
+        log.debug("GET %s: temporary S3 credentials (try %d)", url, tries)
         try:
             r = requests.get(url, auth=BearerAuth(token), timeout=policy.requests_timeout,
                              allow_redirects=False)
         except requests.RequestException as e:
             wait = next(waits, None)
+            log.debug("GET %s failed after %.3f s: %s%s", url, time.monotonic() - started,
+                      type(e).__name__, "" if wait is None else f"; retry in {wait:g} s")
             if wait is None:
                 raise AccessError(f"{url}: credentials endpoint unreachable "
                                   f"({type(e).__name__}, after {policy.retries} retries)") from None
             time.sleep(wait)
             continue
+        log.debug("GET %s: HTTP %s in %.3f s", url, r.status_code, time.monotonic() - started)
         if r.status_code in TRANSIENT_STATUS:
             wait = next(waits, None)
             if wait is not None:
+                log.debug("GET %s: retry in %g s (HTTP %s is transient)", url, wait,
+                          r.status_code)
                 time.sleep(wait)
                 continue
         break
@@ -201,11 +222,13 @@ def fetch_s3_credentials(url: str, token: str | None,
         raise AccessError(f"{url}: credentials endpoint answered HTTP {r.status_code}")
     try:
         d = r.json()
-        return S3Credentials(d["accessKeyId"], d["secretAccessKey"], d["sessionToken"],
-                             _parse_expiration(d["expiration"]))
+        hide(d.get("secretAccessKey"), d.get("sessionToken"))
+        creds = S3Credentials(d["accessKeyId"], d["secretAccessKey"], d["sessionToken"],
+                              _parse_expiration(d["expiration"]))
     except (ValueError, KeyError, TypeError):
         raise AccessError(f"{url}: credentials endpoint answered something else than "
                           "temporary credentials") from None
+    return creds
 
 
 class CredentialProvider:
@@ -235,6 +258,9 @@ class CredentialProvider:
             lifetime = (c.expiration - now) if c else timedelta(0)
             # renew when less than `margin` (or a fifth of a short lifetime) is left
             if c is None or lifetime <= min(self.margin, self._lifetime / 5):
+                if c is not None:
+                    log.info("S3 credentials expire at %s: renewing them",
+                             iso_utc(c.expiration, "seconds"))
                 try:
                     self._current = c = fetch_s3_credentials(self.url, self._token, self.policy)
                 except AuthError as e:
@@ -242,6 +268,9 @@ class CredentialProvider:
                     raise
                 self._lifetime = c.expiration - datetime.now(UTC)
                 self.fetches += 1
+                log.info("S3 credentials %s from %s: valid until %s (%d s)",
+                         "renewed" if self.fetches > 1 else "fetched", self.url,
+                         iso_utc(c.expiration, "seconds"), self._lifetime.total_seconds())
             return c
 
     def __call__(self) -> dict:

@@ -3,11 +3,16 @@ so that a cache entry or a store can tell whether the source changed since."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
 import obstore
 
+from .._log import logger
+from ..errors import first_line
 from .access import Access, canonical_url, remote_error
+
+log = logger(__name__)
 
 FIELDS = ("size", "etag", "mtime")
 
@@ -38,10 +43,15 @@ class Fingerprint:
 
 def fingerprint_of(store, path: str, url: str) -> Fingerprint:
     """The fingerprint of ``path`` in an obstore ``store`` (one HEAD request)."""
+    started = time.monotonic()
     try:
         meta = obstore.head(store, path)
     except Exception as e:  # obstore raises its own error types per backend; retried there
+        log.debug("HEAD %s failed after %.3f s: %s", url, time.monotonic() - started,
+                  first_line(e, 200))
         raise remote_error(url, e) from None
+    log.debug("HEAD %s: %s bytes, ETag %s, in %.3f s", url, meta["size"], meta.get("e_tag"),
+              time.monotonic() - started)
     modified = meta.get("last_modified")
     return Fingerprint(size=int(meta["size"]), etag=meta.get("e_tag"),
                        mtime=modified.isoformat() if modified else None)

@@ -21,7 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .._log import logger
 from ..errors import AccessError, AuthError, BadInputError, first_line
+
+log = logger(__name__)
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
@@ -85,12 +88,16 @@ class Place:
         """The object's bytes, or None when there is none."""
         import obstore
 
+        log.debug("GET %s", self.url_of(key))
         try:
-            return obstore.get(self.store, key).bytes().to_bytes()
+            data = obstore.get(self.store, key).bytes().to_bytes()
         except Exception as e:
             if _missing(e):
+                log.debug("GET %s: no such object", self.url_of(key))
                 return None
             raise remote_error(self.url_of(key), e) from None
+        log.debug("GET %s: %d bytes", self.url_of(key), len(data))
+        return data
 
     def list(self, prefix: str) -> list[str]:
         """The keys under ``prefix`` (a folder's, ``prefix`` ending with ``/``)."""
@@ -98,6 +105,7 @@ class Place:
             return []
         import obstore
 
+        log.debug("LIST %s", self.url_of(prefix))
         try:
             return [m["path"] for batch in obstore.list(self.store, prefix=prefix)
                     for m in batch]
@@ -109,6 +117,8 @@ class Place:
     def sizes(self, prefix: str) -> dict[str, int]:
         """Key -> size of every object under ``prefix`` (one listing)."""
         import obstore
+
+        log.debug("LIST %s", self.url_of(prefix))
 
         try:
             return {m["path"]: int(m["size"]) for batch in obstore.list(self.store, prefix=prefix)
@@ -122,6 +132,7 @@ class Place:
         """The "folders" directly under ``parent`` (a key prefix ending with ``/``, or "")."""
         import obstore
 
+        log.debug("LIST %s (folders)", self.url_of(parent))
         try:
             found = obstore.list_with_delimiter(self.store, prefix=parent.rstrip("/") or None)
         except Exception as e:
@@ -133,6 +144,8 @@ class Place:
     def first_under(self, prefix: str) -> str | None:
         """A key under ``prefix``, or None (one short listing)."""
         import obstore
+
+        log.debug("LIST %s (the first key)", self.url_of(prefix))
 
         try:
             for batch in obstore.list(self.store, prefix=prefix, chunk_size=1):
@@ -148,6 +161,9 @@ class Place:
     def put(self, key: str, data: bytes, mode=None) -> dict:
         import obstore
 
+        log.debug("PUT %s: %d bytes%s", self.url_of(key), len(data),
+                  f" ({mode})" if isinstance(mode, str) else "" if mode is None
+                  else " (if unchanged)")
         try:
             return obstore.put(self.store, key, data, mode=mode)
         except Exception as e:
@@ -158,6 +174,7 @@ class Place:
     def head(self, key: str) -> dict | None:
         import obstore
 
+        log.debug("HEAD %s", self.url_of(key))
         try:
             return obstore.head(self.store, key)
         except Exception as e:
@@ -169,6 +186,8 @@ class Place:
         import obstore
 
         keys = list(keys)
+        if keys:
+            log.debug("DELETE %d objects under %s", len(keys), self.url_of(""))
         for i in range(0, len(keys), 1000):
             try:
                 obstore.delete(self.store, keys[i:i + 1000])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .._log import logger
 from .._version import __version__
 from ..discover.display import dataframe, html_table, span
 from ..discover.search import SearchResult
@@ -28,6 +30,7 @@ from .update import change_record, existing, model_record
 from .write import claim
 
 FORMAT_VERSION = 3  # 2: the integrity record; 3: the model record (readers take 1 to 3)
+log = logger(__name__)
 
 
 # A JSON store is read whole (parsed, checked, and turned into fsspec's reference dict) by
@@ -135,6 +138,7 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
     instead, as a first build.
     """
     store_format(out)  # a bad --out fails before any work
+    started = time.monotonic()
     if isinstance(inputs, SearchResult):
         extra_attrs = {"search": inputs.record(), **(extra_attrs or {})}
         inputs = inputs.urls
@@ -175,6 +179,8 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
         with stage("merge", progress, len(manifests), "granule"):
             tree, stacks = merge_stacks(manifests)
         if old is not None and not change["added"] and not change["replaced"]:
+            log.info("%s: nothing new, left as it was (%d granules)", target.out,
+                     len(manifests))
             return BuildResult(store=target.out, selection=selection, tree=tree, scanned=0,
                                cached=0, stacks=old.gi.get("stacks", []),
                                warnings=list(old.gi.get("warnings", [])),
@@ -186,6 +192,10 @@ def build(inputs: Sequence[str] | SearchResult, out: str | Path, *,
         tree.groups[""] = tree.groups[""] | {STORE_ATTR: _provenance(stacks, selection, tree,
                                                                     extra_attrs, warnings, when)}
         path = target.write(tree, progress)
+    log.info("wrote %s: %d granules, %d chunk references, %d stack%s (%d scanned, %d from "
+             "the cache, %d added, %d replaced) in %.2f s", path, len(manifests), tree.n_refs,
+             len(stacks), "s" * (len(stacks) != 1), len(scanned) - cached, cached,
+             len(change["added"]), len(change["replaced"]), time.monotonic() - started)
     return BuildResult(store=path, selection=selection, tree=tree,
                        scanned=len(scanned) - cached, cached=cached,
                        stacks=[s.describe() for s in stacks], warnings=warnings,

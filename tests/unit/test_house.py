@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "gcov_index"
-GROUND = {"_version", "_time", "errors", "product", "granule"}
+GROUND = {"_version", "_time", "_log", "errors", "product", "granule"}
 ORDER = ["io", "discover", "index", "store", "read", "cli"]
 DOORS = {"cli", "__init__", "__main__"}  # may import any room, lazily
 TEST_ONLY = {"moto", "boto3", "botocore", "trustme", "pytest", "unittest", "http",
