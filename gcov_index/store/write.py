@@ -49,19 +49,44 @@ from .layout import (
     versions_of,
 )
 
+# Modes: every file and folder gcov-index writes as an output or a store is made with 0o666
+# (files) or 0o777 (folders, os.mkdir's default) and the kernel takes the umask off, or applies
+# the folder's default ACL: the mode a plain open(path, "w") or mkdir gives. The umask is never
+# read, so there is nothing to race with (os.umask is set-and-restore, process-wide) and no
+# chmod that would widen a default ACL's mask. A temporary file gets its final mode when it is
+# made: it is beside the output, holds the bytes the output will hold and is renamed to it, so
+# keeping it private until then would hide nothing. tempfile.mkstemp makes 0600 files whatever
+# the umask (and has no mode argument), so it is not used for outputs. The manifest cache
+# (index/cache.py) is private per-user data and stays 0600.
+FILE_MODE = 0o666
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _new_file(out: Path, suffix: str = ".tmp") -> Path:
+    """A new empty file beside ``out`` (``.NAME.XXXXXXXX.tmp``, or ``suffix``), made with the
+    mode ``open(path, "w")`` gives under the umask."""
+    for _ in range(100):
+        tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(tmp, _CREATE, FILE_MODE))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(out))
+
 
 @contextlib.contextmanager
 def atomic_file(out: Path, suffix: str = ".tmp"):
     """Yield a temporary path beside ``out``; it replaces ``out`` only if the block succeeds,
-    so a failed or interrupted write leaves any earlier ``out`` as it was."""
+    so a failed or interrupted write leaves any earlier ``out`` as it was. The file has the
+    mode a plain ``open(out, "w")`` would give (the umask's), not ``mkstemp``'s 0600."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-    os.close(fd)
+    tmp = _new_file(out, suffix)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -147,7 +172,7 @@ def _lock(out: Path) -> int | None:
     path = _lock_path(out)
     for _ in range(20):
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+            fd, writable = _open_lock(path)
         except OSError as e:
             raise BadInputError(f"--out {out}: cannot write in {out.parent} "
                                 f"({e.strerror})") from None
@@ -160,11 +185,27 @@ def _lock(out: Path) -> int | None:
                                 f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it "
                                 "to end or choose another --out") from None
         if _same_file(fd, path):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            if writable:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             return fd
         os.close(fd)  # the build that held it just ended and removed it: take the new one
     raise BadInputError(f"--out {out}: its lock {path.name} keeps changing; try again")
+
+
+def _open_lock(path: Path) -> tuple[int, bool]:
+    """The lock file, made with the umask's mode (0o666 less the umask, as ``open`` gives:
+    under umask 002 a group sharing the folder can take it). One that a killed build of
+    another user left, which we may not write, is opened read-only: ``flock`` needs no write
+    access, only the holder's pid is not recorded. Returns the descriptor and whether it
+    is writable."""
+    flags = getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | flags, FILE_MODE), True
+    except PermissionError:
+        if not os.path.isfile(path):
+            raise
+        return os.open(path, os.O_RDONLY | flags), False
 
 
 def _same_file(fd: int, path: Path) -> bool:
