@@ -304,7 +304,9 @@ def _subset(ran: Ran, work: Path) -> bool:
 def _plain_xarray(ran: Ran, work: Path) -> bool:
     ns = ran.namespace
     return (ns["ds"]["HHHH"].rio.crs.to_epsg() == 32637 and _series(ns["series"], 5)
-            and ns["desc"].sizes["time"] == 1 and "science" in ns["dt"].children)
+            and ns["desc"].sizes["time"] == 1 and "science" in ns["dt"].children
+            and _series(ns["pq"].HHHH.rio.clip_box(40.84, 13.25, 40.86, 13.27, crs="EPSG:4326")
+                        .mean(["yCoordinates", "xCoordinates"]), ns["pq"].sizes["time"]))
 
 
 def _workers(ran: Ran, work: Path) -> bool:

@@ -41,7 +41,7 @@ def mode(path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def group(stack, tmp_path_factory) -> dict:
-    """JSON and Parquet stores of the stack's granules and a subset's .nc and .png, written
+    """JSON, Parquet and Icechunk stores of the stack's granules, a subset's .nc and .png, written
     under umask 002 into a setgid folder open to all (only the umask decides)."""
     top = tmp_path_factory.mktemp("sharing") / "group"
     top.mkdir()
@@ -49,7 +49,7 @@ def group(stack, tmp_path_factory) -> dict:
     stores = {fmt: top / f"stack.{fmt}" for fmt in ("json", "parquet")}
     with umask(0o002), pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "fsync", lambda fd: None)  # durability is not what is tested here
-        for out in stores.values():
+        for out in [*stores.values(), top / "stack.icechunk"]:
             build([str(p) for p in stack["paths"]], out, cache_dir=top.parent / "cache")
         assert main(["subset", str(stores["parquet"]), "--bbox", *BBOX, "--out",
                      str(top / "series" / "s.nc"), "--plot", str(top / "series" / "s.png")]) == 0
@@ -61,11 +61,13 @@ def test_a_group_shares_what_is_written_under_umask_002(group):
     files = [group["json"], top / "series" / "s.nc", top / "series" / "s.png"]
     assert {f.name: oct(mode(f)) for f in files} == {f.name: "0o664" for f in files}
     version = Path(os.path.realpath(group["parquet"]))
-    folders = [version, top / "series"]
-    for root, dirs, names in os.walk(version):
-        folders += [Path(root, d) for d in dirs]
-        files += [Path(root, n) for n in names]
-    assert len(files) > 100 and any(f.name == ".zmetadata" for f in files)
+    folders = [version, top / "series", top / "stack.icechunk"]
+    for store in (version, top / "stack.icechunk"):  # Icechunk's files: its own, not ours
+        for root, dirs, names in os.walk(store):
+            folders += [Path(root, d) for d in dirs]
+            files += [Path(root, n) for n in names]
+    assert any(f.name == ".zmetadata" for f in files)
+    assert any("stack.icechunk/manifests" in str(f) for f in files)
     assert {oct(mode(f)) for f in files} == {"0o664"}
     assert {oct(mode(d)) for d in folders} == {"0o2775"}  # the group folder's setgid kept
 
