@@ -83,7 +83,8 @@ CASES = [
          "--version"),
     case("cli-option-of-another-command", 2, ["info", "{s}", "--bbox", *BBOX], "--bbox"),
     case("cli-search-positional", 2, ["search", "extra"], "extra"),
-    case("cli-info-verbose", 2, ["info", "{s}", "--verbose"], "--verbose"),
+    case("cli-info-unknown-option", 2, ["info", "{s}", "--verbosity"], "--verbosity"),
+    case("cli-verbose-and-quiet", 2, ["info", "{s}", "-v", "--quiet"], "--quiet"),
     # ---- search: every value checked before CMR is asked -----------------------------------
     case("search-aoi-missing-value", 2, ["search", "--aoi"], "--aoi", "empty"),
     case("search-aoi-empty", 2, ["search", "--aoi", ""], "--aoi", "empty"),
