@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import BadInputError
@@ -59,6 +60,7 @@ from .layout import (
 # the umask (and has no mode argument), so it is not used for outputs. The manifest cache
 # (index/cache.py) is private per-user data and stays 0600.
 FILE_MODE = 0o666
+PUTS_IN_FLIGHT = 32  # objects of a Parquet version uploaded at once to a bucket
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -658,11 +660,18 @@ class RemoteClaim:
             refs_to_dataframe(expand_templates(refs), str(folder), record_size=size)
             _record_files(folder)
             files = sorted(p for p in folder.rglob("*") if p.is_file())
-            # every object of the version first, .zmetadata last: a version is whole once it
-            # has its .zmetadata (the pointer is written only after it)
-            files.sort(key=lambda p: p.name == ".zmetadata")
-            for p in files:
+            # every object of the version first, at once (one refs file per array: ~545 PUTs,
+            # 10-30 s one after another at S3's latency), .zmetadata last: a version is whole
+            # once it has its .zmetadata (the pointer is written only after it)
+            last = [p for p in files if p.name == ".zmetadata"]
+
+            def put(p: Path) -> None:
                 w.put(f"{prefix}/{p.relative_to(folder).as_posix()}", p.read_bytes())
+
+            with ThreadPoolExecutor(PUTS_IN_FLIGHT) as pool:
+                list(pool.map(put, [p for p in files if p.name != ".zmetadata"]))
+            for p in last:
+                put(p)
         self._put_last(pointer_bytes(version))
         keep = {n}
         if current is not None:
