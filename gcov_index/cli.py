@@ -37,7 +37,7 @@ DEBUG_ENV = "GCOV_INDEX_DEBUG"
 # writers put temporary and lock files beside an output, named after it with a few more
 # characters; an output name longer than the file system's limit minus these is refused early
 NAME_MARGIN = 40
-DASK_TIMEOUT = "10s"  # to reach a --dask scheduler
+DASK_TIMEOUT = 10.0  # seconds to reach a --dask scheduler ($GCOV_INDEX_DASK_TIMEOUT)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -806,6 +806,19 @@ def _progress(args) -> bool:
     return not args.quiet and not args.verbose and _tty(sys.stderr)
 
 
+def _dask_timeout() -> float:
+    text = os.environ.get("GCOV_INDEX_DASK_TIMEOUT", "").strip()
+    if not text:
+        return DASK_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise BadInputError(f"GCOV_INDEX_DASK_TIMEOUT={text!r}: give a number of seconds > 0")
+    return value
+
+
 @contextlib.contextmanager
 def _dask_client(address: str | None):
     """A ``dask.distributed.Client`` of the scheduler at ``address``, or None."""
@@ -819,7 +832,7 @@ def _dask_client(address: str | None):
                             "(pip install 'gcov-index[distributed]')") from None
     _mute_own_handlers()  # distributed prints through its own handlers
     try:
-        client = Client(address, timeout=DASK_TIMEOUT, set_as_default=False)
+        client = Client(address, timeout=_dask_timeout(), set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
         raise AccessError(f"--dask {address}: cannot reach the scheduler ({first_line(e)})") \
             from None

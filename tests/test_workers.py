@@ -122,7 +122,8 @@ def test_a_bad_granule_on_a_worker_is_the_same_one_line(tmp_path, stack, client,
         build([str(p)], tmp_path / "api.json", cache=False, client=client)
 
 
-def test_an_unreachable_scheduler_is_one_line(tmp_path, stack, capsys):
+def test_an_unreachable_scheduler_is_one_line(tmp_path, stack, capsys, monkeypatch):
+    monkeypatch.setenv("GCOV_INDEX_DASK_TIMEOUT", "1")  # (10 s by default)
     address = f"tcp://127.0.0.1:{free_port()}"
     out = tmp_path / "s.json"
     rc = main(["build", str(stack["paths"][0]), "--out", str(out), "--quiet", "--dask", address])
