@@ -737,7 +737,8 @@ class Access:
     token: str | None = field(default=None, repr=False)
     retry: RetryPolicy = DEFAULT
     # where the token came from, never the token: "env:EARTHDATA_TOKEN", "file:PATH", "netrc",
-    # "env-login" (None: given in memory, or an earthaccess login of this process); what a worker is told so it fetches its own (index/workers.py)
+    # "env-login" (None: given in memory, or an earthaccess login of this process); what a
+    # worker is told so it fetches its own (index/workers.py)
     token_source: str | None = field(default=None, repr=False, compare=False)
     _provider: CredentialProvider | None = field(default=None, init=False, repr=False,
                                                  compare=False)
