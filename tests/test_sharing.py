@@ -103,3 +103,34 @@ def test_why_a_parquet_store_needs_its_remote_protocol(group):
     with pytest.raises(KeyError, match=r"/\.zarray"):
         for _ in refs.values():
             pass
+
+
+def test_the_upstream_fix_opens_a_parquet_store_with_empty_storage_options(group, tmp_path):
+    """``upstream/fsspec-reference-infer-protocol.diff``, the fix offered to fsspec, applied
+    (``git apply``) to a copy of the installed ReferenceFileSystem: every field of the store is
+    walked without an error, whatever the order, and the store opens with no options at all,
+    giving open_store's values."""
+    import importlib.util
+    import subprocess
+
+    import fsspec.implementations.reference as installed
+    from kerchunk.utils import fs_as_store
+
+    root = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "fsspec" / "implementations" / "reference.py"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(Path(installed.__file__).read_bytes())
+    subprocess.run(["git", "apply", str(root / "upstream/fsspec-reference-infer-protocol.diff")],
+                   cwd=tmp_path, check=True, capture_output=True)
+    spec = importlib.util.spec_from_file_location("patched_fsspec_reference", copy)
+    patched = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(patched)
+
+    store = os.path.realpath(group["parquet"])
+    for _ in patched.LazyReferenceMapper(store).values():  # groups included: no KeyError
+        pass
+    fs = patched.ReferenceFileSystem(store, asynchronous=True,
+                                     remote_options={"asynchronous": True})
+    ds = xr.open_zarr(fs_as_store(fs), group=GRID, zarr_format=2, consolidated=False)
+    want = open_store(store, group=GRID).dataset["HHHH"].values
+    assert np.array_equal(ds["HHHH"].values, want, equal_nan=True)
