@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -218,16 +220,44 @@ FAST_RETRIES = {  # quick to give up on a stall, short waits: a test of seconds
     "GCOV_INDEX_CONNECT_TIMEOUT": "2"}
 
 
-@pytest.fixture
-def faulty(archive, monkeypatch):
-    """The archive behind two fault-injecting proxies (S3 and HTTPS), for the CLI."""
+def _proxied_env(archive, s3: FaultProxy, https: FaultProxy) -> dict[str, str]:
+    return archive.env | FAST_RETRIES | {"AWS_ENDPOINT_URL": s3.url,
+                                         "GCOV_INDEX_HTTPS_BASE": f"{https.url}/NISAR"}
+
+
+@pytest.fixture(scope="module")
+def proxies(archive):
+    """The archive behind two fault-injecting proxies (S3 and HTTPS)."""
     with FaultProxy(archive.s3.url, seed=11, stall=1.0) as s3, \
             FaultProxy(archive.earthdata.url, seed=12, stall=1.0) as https:
-        env = archive.env | FAST_RETRIES | {"AWS_ENDPOINT_URL": s3.url,
-                                            "GCOV_INDEX_HTTPS_BASE": f"{https.url}/NISAR"}
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
         yield s3, https
+
+
+@pytest.fixture(scope="module")
+def clean(proxies, stores, archive, stack, tmp_path_factory):
+    """The plan of builds and subsets run once without faults, through the proxies: what
+    every faulty run must make (its folder ``dir``, its results ``got``)."""
+    s3, https = proxies
+    d = tmp_path_factory.mktemp("clean")
+    steps = _plan(archive, stack, https, stores["s3.parquet"])
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in _proxied_env(archive, s3, https).items():
+            mp.setenv(k, v)
+        got = _run(steps, d, None)
+    assert all(rc == 0 for rc, _, _ in got.values()), got
+    return {"dir": d, "steps": steps, "got": got, "attempts": [p.attempts() for p in proxies]}
+
+
+@pytest.fixture
+def faulty(clean, proxies, archive, monkeypatch):
+    """The proxies as the clean run left them (each test meets the same faults whichever
+    ran first), for the CLI."""
+    s3, https = proxies
+    for p, attempts in zip(proxies, clean["attempts"], strict=True):
+        p.reset(attempts)
+    for k, v in _proxied_env(archive, s3, https).items():
+        monkeypatch.setenv(k, v)
+    return s3, https
 
 
 BOXES = [["--bbox", *BBOX, "--var", LAYERS[0], "--var", LAYERS[1]],
@@ -252,14 +282,21 @@ def _plan(archive, stack, https_proxy, parquet: Path) -> list[tuple[str, list[st
 
 
 def _run(steps, d: Path, capsys) -> dict[str, tuple[int, list[str], object]]:
-    """Each step: (exit code, stderr lines, what it made: a store's content or a CSV)."""
+    """Each step: (exit code, stderr lines, what it made: a store's content or a CSV);
+    printed output read from ``capsys``, or (None) caught here."""
     results = {}
     for name, args in steps:
         args = [a.replace("{dir}", str(d)) for a in args]
         if args[0] == "build":
             args += ["--out", str(d / name)]
-        rc = main(args)
-        out, err = capsys.readouterr()
+        if capsys is None:
+            with contextlib.redirect_stdout(io.StringIO()) as o, \
+                    contextlib.redirect_stderr(io.StringIO()) as e:
+                rc = main(args)
+            out, err = o.getvalue(), e.getvalue()
+        else:
+            rc = main(args)
+            out, err = capsys.readouterr()
         made = _content(d / name) if args[0] == "build" else out
         results[name] = (rc, err.strip().splitlines(), made)
     return results
@@ -277,14 +314,10 @@ def _content(store: Path):
     return refs, fo.get("templates"), arrays, attrs["granules"], attrs["n_chunk_refs"]
 
 
-def test_at_5_percent_every_build_and_subset_succeeds_as_a_clean_run(stores, archive, stack,
-                                                                     faulty, tmp_path, capsys,
-                                                                     monkeypatch):
+def test_at_5_percent_every_build_and_subset_succeeds_as_a_clean_run(clean, faulty, tmp_path,
+                                                                     capsys, monkeypatch):
     s3, https = faulty
-    steps = _plan(archive, stack, https, stores["s3.parquet"])
-    (tmp_path / "clean").mkdir()
-    clean = _run(steps, tmp_path / "clean", capsys)
-    assert all(rc == 0 for rc, _, _ in clean.values()), clean
+    steps, clean = clean["steps"], clean["got"]
     s3.rate = https.rate = 0.05
     monkeypatch.setenv("GCOV_INDEX_RETRIES", "5")
     for run in range(2):
@@ -303,15 +336,13 @@ def test_at_5_percent_every_build_and_subset_succeeds_as_a_clean_run(stores, arc
     capsys.readouterr()
 
 
-def test_at_20_percent_nothing_wrong_and_every_failure_is_exit_3(stores, archive, stack, faulty,
-                                                                 tmp_path, capsys, monkeypatch):
+def test_at_20_percent_nothing_wrong_and_every_failure_is_exit_3(clean, faulty, tmp_path,
+                                                                 capsys, monkeypatch):
     """One retry only, so that some requests still fail: those runs end with exit 3 and one
     line naming the source, and leave the earlier store as it was; every run that succeeds
     made exactly what the clean run made."""
     s3, https = faulty
-    steps = _plan(archive, stack, https, stores["s3.parquet"])
-    (tmp_path / "clean").mkdir()
-    clean = _run(steps, tmp_path / "clean", capsys)
+    steps, clean_dir, clean = clean["steps"], clean["dir"], clean["got"]
     s3.rate = https.rate = 0.20
     monkeypatch.setenv("GCOV_INDEX_RETRIES", "1")
     failed = 0
@@ -319,7 +350,7 @@ def test_at_20_percent_nothing_wrong_and_every_failure_is_exit_3(stores, archive
         d = tmp_path / f"faulty{run}"
         d.mkdir()
         for name, _ in steps:  # the earlier (clean) outputs are there: they must survive
-            src = tmp_path / "clean" / name
+            src = clean_dir / name
             if src.is_dir():
                 shutil.copytree(src, d / name)
             elif src.exists():
@@ -339,7 +370,7 @@ def test_at_20_percent_nothing_wrong_and_every_failure_is_exit_3(stores, archive
     codes = []
     for _ in range(3):
         for store in ("s3.json", "https.json"):
-            rc = main(["validate", str(tmp_path / "clean" / store), "--sample", "3"])
+            rc = main(["validate", str(clean_dir / store), "--sample", "3"])
             err = capsys.readouterr().err.strip().splitlines()
             codes.append(rc)
             assert rc in (0, 3), (store, rc, err)

@@ -237,6 +237,19 @@ class FaultProxy:
             return None
         return r.choice(self.faults)
 
+    def attempts(self) -> Counter:
+        """How many times each request was seen (what the next decisions depend on)."""
+        with self.lock:
+            return Counter(self._attempts)
+
+    def reset(self, attempts: Counter | None = None, rate: float = 0.0) -> None:
+        """Back to having seen ``attempts`` (none: as new), nothing counted, faults at
+        ``rate``: the same requests then meet the same faults again."""
+        with self.lock:
+            self._attempts = Counter(attempts or {})
+            self.counts.clear()
+            self.rate = rate
+
     def count(self, what: str) -> None:
         with self.lock:
             self.counts[what] += 1
