@@ -648,7 +648,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--stat", default="mean", choices=("mean", "median", "min", "max", "count"))
     t.add_argument("--db", action="store_true", help="10 log10 of the statistic")
     t.add_argument("--out", help="FILE.csv or FILE.nc (default: CSV on stdout)")
-    t.add_argument("--plot", help="FILE.png: the series drawn, one line per variable")
+    t.add_argument("--plot", help="FILE.png: per layer the statistic, its 25-75 %% band and "
+                   "the valid-pixel count")
     t.add_argument("--protocol", choices=("s3", "https"),
                    help="read chunks over S3 or HTTPS whatever the store holds")
     t.add_argument("--stack", help="read one stack of a store of several (ids: gcov-index "
