@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import ssl
-import tempfile
 import threading
 import time
 from collections import deque
@@ -35,7 +33,7 @@ from gcov_index.granule import Granule
 from gcov_index.product import POLARIZATIONS, maturity_of
 
 from .granules import GranuleSpec
-from .services import BUCKET, _Quiet, _Server
+from .services import BUCKET, TLSFront, _Quiet
 
 COLLECTION_CONCEPT = "C3622214170-ASF"
 BROWSE_BUCKET = "sds-n-cumulus-prod-nisar-browse"
@@ -395,24 +393,14 @@ class CMRService:
 
     def __init__(self, records: list[dict] | None = None, latency: float = 0.0,
                  max_page_size: int = 2000):
-        import trustme
-
         self.records = [_Record(r) for r in records or []]
         self.latency = latency
         self.max_page_size = max_page_size
         self.log: list[dict] = []
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        self._dir = tempfile.TemporaryDirectory(prefix="gcov-index-cmr-")
-        self.ca_file = Path(self._dir.name) / "ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_file))
-        self._server = _Server(_CMRHandler, self, ssl_context=context)
-        self.url = self._server.url
-        self.host = f"127.0.0.1:{self._server.port}"
+        self._tls = TLSFront(_CMRHandler, self)
+        self.url, self.host, self.ca_file = self._tls.url, self._tls.host, self._tls.ca_file
 
     @property
     def env(self) -> dict[str, str]:
@@ -461,8 +449,7 @@ class CMRService:
         return len(matched), page, json.dumps(page[-1].sort_key) if page else None
 
     def stop(self) -> None:
-        self._server.stop()
-        self._dir.cleanup()
+        self._tls.stop()
 
     def __enter__(self) -> CMRService:
         return self

@@ -525,12 +525,15 @@ class TLSFront:
         self.url = self._server.url
         self.host = f"127.0.0.1:{self._server.port}"
 
+    def stop(self) -> None:
+        self._server.stop()
+        self._dir.cleanup()
+
     def __enter__(self) -> TLSFront:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._server.stop()
-        self._dir.cleanup()
+        self.stop()
 
 
 # ---------------------------------------------------------------------------------------
