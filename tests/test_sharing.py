@@ -5,9 +5,7 @@ protocol of its URLs only: fsspec cannot infer it from a Parquet store with grou
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -18,25 +16,13 @@ import xarray as xr
 from gcov_index.cli import main
 from gcov_index.read.open import open_store
 from gcov_index.store.build import build
+from tests.support.modes import mode, umask
 
 GRID = "science/LSAR/GCOV/grids/frequencyA"
 ORBIT = "science/LSAR/GCOV/metadata/orbit"
 BBOX = ["-118.08", "36.96", "-118.06", "36.98"]
 # what each store needs from a plain-xarray user whose granules are on this machine
 PLAIN_OPTIONS = {"json": {}, "parquet": {"remote_protocol": "file"}}
-
-
-@contextlib.contextmanager
-def umask(mask: int):
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ private before is rewritten and reads as the new one."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from pathlib import Path
@@ -14,22 +13,8 @@ import pytest
 
 from gcov_index.store.layout import open_handle
 from gcov_index.store.write import atomic_file, claim, write_store
+from tests.support.modes import mode, umask
 from tests.unit.test_store_integrity import store_tree
-
-
-@contextlib.contextmanager
-def umask(mask: int):
-    """The process's umask for the block, restored after (pytest runs one test at a time in a
-    process)."""
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
 
 
 def tree_modes(top: Path) -> dict[str, int]:
