@@ -16,7 +16,7 @@ import xarray as xr
 import gcov_index
 from gcov_index.cli import main
 from gcov_index.read.subset import Box, figure_series, subset
-from tests.test_subset import BBOX_LL, from_source
+from tests.test_subset import BBOX_LL, box_pixels, from_source
 
 # real CF standard names (CF standard name table) that a subset may carry
 STANDARD_NAMES = {"time", "number_of_observations", "latitude", "longitude",
@@ -174,15 +174,7 @@ def test_the_cli_writes_cf_netcdf(stores, stack, archive_env, tmp_path):
 
 def _percentile(path, layer: str, pct: float) -> float:
     """The percentile of the pixel values in the box, from the granule (h5py + rioxarray)."""
-    freq, name = layer.split("/")
-    with h5py.File(path) as f:
-        g = f[f"science/LSAR/GCOV/grids/{freq}"]
-        da = xr.DataArray(g[name][()], dims=("y", "x"),
-                          coords={"y": g["yCoordinates"][()], "x": g["xCoordinates"][()]})
-        epsg = int(g["projection"][()])
-    clipped = da.rio.write_crs(f"EPSG:{epsg}").rio.clip_box(*BBOX_LL, crs="EPSG:4326",
-                                                            auto_expand=True)
-    return float(np.nanpercentile(clipped.values, pct))
+    return float(np.nanpercentile(box_pixels(path, layer, BBOX_LL, "EPSG:4326"), pct))
 
 
 def test_the_checker_finds_what_is_not_cf(tmp_path):

@@ -20,16 +20,20 @@ BBOX_LL = (-118.08, 36.96, -118.06, 36.98)  # crosses chunk edges of the 700 x 6
 BBOX_UTM = (404000.0, 4093000.0, 406500.0, 4096000.0)
 
 
-def from_source(path, layer: str, box: tuple, crs: str, stat: str, db: bool) -> float:
-    """The same number, computed from the granule with h5py and rioxarray only."""
+def box_pixels(path, layer: str, box: tuple, crs: str) -> np.ndarray:
+    """The pixels of ``layer`` in ``box``, read from the granule with h5py and rioxarray only."""
     freq, name = layer.split("/")
     with h5py.File(path) as f:
         g = f[f"science/LSAR/GCOV/grids/{freq}"]
         da = xr.DataArray(g[name][()], dims=("y", "x"),
                           coords={"y": g["yCoordinates"][()], "x": g["xCoordinates"][()]})
         epsg = int(g["projection"][()])
-    clipped = da.rio.write_crs(f"EPSG:{epsg}").rio.clip_box(*box, crs=crs, auto_expand=True)
-    v = clipped.values
+    return da.rio.write_crs(f"EPSG:{epsg}").rio.clip_box(*box, crs=crs, auto_expand=True).values
+
+
+def from_source(path, layer: str, box: tuple, crs: str, stat: str, db: bool) -> float:
+    """The same number, computed from the granule with h5py and rioxarray only."""
+    v = box_pixels(path, layer, box, crs)
     if stat == "count":
         return float(np.sum(~np.isnan(v)))
     out = {"mean": np.nanmean, "median": np.nanmedian, "min": np.nanmin, "max": np.nanmax}[stat](v)
