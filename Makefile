@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/python -m tests.support.demo
 
 # every core (pytest-xdist; each test file on one worker, its module fixtures built once)
-# compileall first: the suite starts ~100 interpreters (CLI and killed builds, worker and Dask
+# compileall first: the suite starts many interpreters (CLI and killed builds, worker and Dask
 # processes, a Jupyter kernel); with PYTHONDONTWRITEBYTECODE set (as in CI) each would compile
 # gcov_index and tests/support from source again (~0.6 s of CPU each)
 test: $(STAMP)

@@ -34,7 +34,6 @@ def group(tmp_path) -> Path:
 
 @pytest.mark.parametrize("mask", [0o002, 0o022])
 def test_stores_written_and_rewritten_get_the_umask_mode(group, mask, monkeypatch):
-    monkeypatch.setattr(os, "fsync", lambda fd: None)  # durability is not what is tested here
     file_mode, dir_mode = 0o666 & ~mask, 0o777 & ~mask | stat.S_ISGID
     json_store, parquet_store = group / "s.json", group / "s.parquet"
     with umask(0o077):  # made private first (a user whose umask is 077) ...
