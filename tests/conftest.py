@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gcov_index.io.access import Access
-from tests.support.granules import make_stack
+from tests.support.granules import forget_kept, make_stack
 from tests.support.services import LocalArchive
 
 UNIT = Path(__file__).parent / "unit"
@@ -37,6 +37,7 @@ def pytest_unconfigure(config) -> None:
     pytest-xdist (``make test``) a worker gets here after it has sent the controller its
     results, which then takes its end as expected."""
     if _EXIT:
+        forget_kept()  # os._exit runs no atexit function
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT[-1])
