@@ -16,18 +16,15 @@ from gcov_index.errors import BadInputError, NoResultsError, SearchError
 from gcov_index.store.layout import open_refs, store_attrs
 from tests.support.cmr import (
     PRIVATE_BUCKET,
+    SEED,
     SEED_AOI,
+    SEED_ARGS,
     SEED_END,
     SEED_START,
     CMRService,
     publish_seed,
 )
 from tests.support.services import BUCKET, LocalArchive
-
-SEED = {"aoi": SEED_AOI, "start": SEED_START, "end": SEED_END, "direction": "ascending",
-        "production": "PR"}
-SEED_ARGS = ["--aoi", SEED_AOI, "--start", SEED_START, "--end", SEED_END,
-             "--direction", "ascending", "--production", "PR"]
 
 
 @pytest.fixture(scope="module")

@@ -15,20 +15,14 @@ import pytest
 from gcov_index import SearchQuery, search
 from gcov_index.cli import main
 from tests.support.cmr import (
-    SEED_AOI,
-    SEED_END,
-    SEED_START,
+    SEED,
+    SEED_ARGS,
     CMRService,
     footprint,
     granule_record,
     seed_fixture,
     seed_records,
 )
-
-SEED = {"aoi": SEED_AOI, "start": SEED_START, "end": SEED_END, "direction": "ascending",
-        "production": "PR"}
-SEED_ARGS = ["--aoi", SEED_AOI, "--start", SEED_START, "--end", SEED_END,
-             "--direction", "ascending", "--production", "PR"]
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,11 @@ SEED_SPEC = GranuleSpec(epsg=SEED_EPSG, origin=SEED_ORIGIN)
 SEED_AOI = "POLYGON ((40.83 13.24, 40.87 13.24, 40.87 13.28, 40.83 13.28, 40.83 13.24))"
 SEED_START = "2025-11-15"
 SEED_END = "2026-01-15"
+# the seed's search, as gi.search keywords and as command-line options
+SEED = {"aoi": SEED_AOI, "start": SEED_START, "end": SEED_END, "direction": "ascending",
+        "production": "PR"}
+SEED_ARGS = ["--aoi", SEED_AOI, "--start", SEED_START, "--end", SEED_END,
+             "--direction", "ascending", "--production", "PR"]
 
 
 # ---------------------------------------------------------------------------------------
